@@ -1,0 +1,146 @@
+//! A bidirectional, multiplexed request/response connection over any byte
+//! stream, wire-compatible with Python's `cs.packetstream`.
+//!
+//! Over a pipe, a socket, a file descriptor or a child process's stdio, both
+//! sides send requests and answer the other's, many at once. A request has a
+//! type, flags and a payload; the peer's handler answers ok or failed, with
+//! flags and a payload; the caller blocks on a [`Pending`] handle until the
+//! answer comes. No async runtime: a reader thread, a writer thread and a
+//! small pool of handler threads per connection.
+//!
+//! # A tour
+//!
+//! Two connections in one process, over a pair of pipes. One serves, the
+//! other calls:
+//!
+//! ```
+//! use packetstream::{Config, Error, PacketConnection, Request, Transport};
+//!
+//! # fn main() -> Result<(), Error> {
+//! let (client_side, server_side) = Transport::pipe_pair()?;
+//!
+//! // A handler gets the request and returns what the response should hold:
+//! // bytes, a string, flags, (flags, bytes), nothing, or an error.
+//! let server = PacketConnection::with_handler(server_side, Config::default(), |rq: Request| {
+//!     match rq.rq_type {
+//!         0 => Ok(rq.payload.to_ascii_uppercase()),
+//!         _ => Err(format!("unknown request type {}", rq.rq_type)),
+//!     }
+//! })?;
+//! let client = PacketConnection::new(client_side, Config::default())?;
+//!
+//! // `call` sends and waits.
+//! let answer = client.call(0, 0, b"hello".to_vec())?;
+//! assert_eq!(answer.payload, b"HELLO");
+//!
+//! // A failed answer (ok = 0) is an error carrying the peer's text.
+//! let err = client.call(7, 0, Vec::new()).unwrap_err();
+//! assert_eq!(err.failure().unwrap().text(), "unknown request type 7");
+//!
+//! // `submit` returns at once; many requests can be in flight.
+//! let pending: Vec<_> = (0..10u8)
+//!     .map(|i| client.submit(0, 0, vec![b'a' + i]))
+//!     .collect::<Result<_, _>>()?;
+//! for (i, p) in pending.into_iter().enumerate() {
+//!     assert_eq!(p.wait()?.payload, vec![b'A' + i as u8]);
+//! }
+//!
+//! // Close in order: the client ends, the server sees it and ends too.
+//! let server_thread = std::thread::spawn(move || {
+//!     server.join_recv()?;
+//!     server.close()
+//! });
+//! client.close()?;
+//! server_thread.join().unwrap()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Waiting
+//!
+//! A [`Pending`] can be waited on without a limit ([`Pending::wait`]), with
+//! one ([`Pending::wait_timeout`], [`Pending::wait_deadline`]), or just looked
+//! at ([`Pending::try_wait`]); [`Pending::cancel`] (or dropping it) gives the
+//! request up. Every way a request can end has its own [`Error`] variant:
+//! the peer failed it, the connection ended, the wait timed out, it was
+//! cancelled.
+//!
+//! ```
+//! # use packetstream::*;
+//! # use std::time::Duration;
+//! # fn main() -> Result<(), Error> {
+//! # let (a, b) = Transport::pipe_pair()?;
+//! let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
+//! let gate_rx = std::sync::Mutex::new(gate_rx);
+//! let server = PacketConnection::with_handler(b, Config::default(), move |_rq: Request| {
+//!     let _ = gate_rx.lock().unwrap().recv(); // held until the test opens the gate
+//! })?;
+//! let client = PacketConnection::new(a, Config::default())?;
+//! let mut pending = client.submit(0, 0, Vec::new())?;
+//! assert!(pending.try_wait().is_none());
+//! assert!(matches!(pending.wait_timeout(Duration::from_millis(10)), Err(Error::Timeout)));
+//! gate_tx.send(()).unwrap();
+//! assert_eq!(pending.wait_timeout(Duration::from_secs(10))?.flags, 0);
+//! # drop(client); drop(server);
+//! # Ok(()) }
+//! ```
+//!
+//! # Talking to a child process
+//!
+//! [`Transport::spawn`] starts a command with piped stdin and stdout; at
+//! close the child's stdin is closed and the child reaped:
+//!
+//! ```no_run
+//! # use packetstream::*;
+//! # fn main() -> Result<(), Error> {
+//! let mut command = std::process::Command::new("my-server");
+//! let conn = PacketConnection::new(Transport::spawn(&mut command)?, Config::default())?;
+//! let answer = conn.call(0, 0, b"ping".to_vec())?;
+//! let finished = conn.close()?;
+//! println!("{:?} then child exited: {:?}", answer, finished.exit_status());
+//! # Ok(()) }
+//! ```
+//!
+//! The child serves with [`Transport::stdio`] and must write nothing else to
+//! its stdout.
+//!
+//! # The wire
+//!
+//! The byte format is `cs.packetstream`'s (release 20240630), byte for byte;
+//! [`codec`] encodes and decodes it as plain functions. Channel 0's tags start
+//! at 2 and are never reused; tags 0 and 1 are the EOF and ERQ control
+//! packets. Only channel 0 is served unless [`Config::serve_channel`] says
+//! otherwise, as in cs.packetstream.
+//!
+//! # Logging
+//!
+//! Through the `log` crate: every packet in and out at trace level (`->` and
+//! `<-`, prefixed with the connection's name), start and shutdown at debug.
+
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms)]
+
+pub mod codec;
+mod config;
+mod connection;
+mod error;
+mod handler;
+mod packet;
+mod pending;
+mod pool;
+mod reader;
+mod stats;
+mod tagmap;
+mod threads;
+mod transport;
+mod varint;
+mod writer;
+
+pub use config::{Config, DEFAULT_PACKET_GRACE};
+pub use connection::{Finished, PacketConnection};
+pub use error::{Error, Failure, ProtocolError};
+pub use handler::{Handler, IntoFailure, IntoOutcome, Request, Response};
+pub use packet::{Control, Packet, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE};
+pub use pending::Pending;
+pub use stats::Stats;
+pub use transport::{ReadHalf, Transport, WriteHalf};
+pub use varint::{decode_varint, encode_varint, varint_len, MAX_VARINT_LEN};

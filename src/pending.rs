@@ -1,0 +1,166 @@
+//! The caller's side of one request: a slot the reader fills and a handle
+//! that waits on it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::connection::Shared;
+use crate::error::Error;
+use crate::handler::Response;
+
+enum State {
+    Waiting,
+    Done(Result<Response, Error>),
+    Taken,
+}
+
+/// Where the answer to one request lands. The tag map holds one reference,
+/// the caller's [`Pending`] the other.
+pub(crate) struct Slot {
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+impl Slot {
+    pub fn new() -> Self {
+        Slot { state: Mutex::new(State::Waiting), ready: Condvar::new() }
+    }
+
+    /// Delivers the outcome. Only the first delivery counts: a cancellation
+    /// racing with a response leaves whichever came first.
+    pub fn complete(&self, outcome: Result<Response, Error>) {
+        let mut state = self.state.lock();
+        if matches!(*state, State::Waiting) {
+            *state = State::Done(outcome);
+            drop(state);
+            self.ready.notify_all();
+        }
+    }
+
+    fn is_waiting(&self) -> bool {
+        matches!(*self.state.lock(), State::Waiting)
+    }
+
+    /// The one wait behind every public variant: `deadline` None blocks,
+    /// Some(past instant) only looks. `None` means still waiting.
+    fn take(&self, deadline: Option<Instant>) -> Option<Result<Response, Error>> {
+        let mut state = self.state.lock();
+        while matches!(*state, State::Waiting) {
+            match deadline {
+                None => self.ready.wait(&mut state),
+                Some(deadline) => {
+                    if self.ready.wait_until(&mut state, deadline).timed_out() {
+                        break;
+                    }
+                }
+            }
+        }
+        match std::mem::replace(&mut *state, State::Taken) {
+            State::Waiting => {
+                *state = State::Waiting;
+                None
+            }
+            State::Done(outcome) => Some(outcome),
+            State::Taken => Some(Err(Error::AlreadyTaken)),
+        }
+    }
+}
+
+/// A request in flight. Wait on it for the answer, or cancel it.
+///
+/// The answer is `Ok(Response)` for an ok response and
+/// `Err(Error::Failed(..))` for a failed one; any other error means the
+/// request got no answer (the connection ended, the wait timed out, ...).
+/// Dropping a `Pending` cancels the request: its answer, when it comes, is
+/// dropped quietly.
+#[must_use = "dropping a Pending cancels its request"]
+pub struct Pending {
+    slot: Arc<Slot>,
+    channel: u64,
+    tag: u64,
+    shared: Arc<Shared>,
+}
+
+impl Pending {
+    pub(crate) fn new(slot: Arc<Slot>, channel: u64, tag: u64, shared: Arc<Shared>) -> Self {
+        Pending { slot, channel, tag, shared }
+    }
+
+    /// The request's channel.
+    pub fn channel(&self) -> u64 {
+        self.channel
+    }
+
+    /// The request's tag.
+    pub fn tag(&self) -> u64 {
+        self.tag
+    }
+
+    /// Blocks until the answer arrives or the connection ends.
+    ///
+    /// # Errors
+    /// [`Error::Failed`] for an ok = 0 response; a connection error when the
+    /// connection ended first.
+    pub fn wait(self) -> Result<Response, Error> {
+        self.slot.take(None).expect("an unbounded wait ends with an outcome")
+    }
+
+    /// Waits at most `timeout`. On [`Error::Timeout`] the request is still in
+    /// flight and can be waited on again.
+    ///
+    /// # Errors
+    /// As [`wait`](Self::wait), plus [`Error::Timeout`], and
+    /// [`Error::AlreadyTaken`] after an earlier wait returned the answer.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Response, Error> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.wait_deadline(deadline),
+            None => self.slot.take(None).expect("an unbounded wait ends with an outcome"),
+        }
+    }
+
+    /// Waits until `deadline`. On [`Error::Timeout`] the request is still in
+    /// flight.
+    ///
+    /// # Errors
+    /// As [`wait_timeout`](Self::wait_timeout).
+    pub fn wait_deadline(&mut self, deadline: Instant) -> Result<Response, Error> {
+        self.slot.take(Some(deadline)).unwrap_or(Err(Error::Timeout))
+    }
+
+    /// The answer if it has arrived, without blocking; `None` if not yet.
+    pub fn try_wait(&mut self) -> Option<Result<Response, Error>> {
+        self.slot.take(Some(Instant::now()))
+    }
+
+    /// Whether the answer (or an error) is ready to be taken.
+    pub fn is_ready(&self) -> bool {
+        !self.slot.is_waiting()
+    }
+
+    /// Gives up on the request: its tag is freed here, and a late answer is
+    /// dropped quietly. The peer is not told (the wire format has no way to).
+    pub fn cancel(self) {
+        // Drop does the work.
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.slot.is_waiting() {
+            self.shared.forget(self.channel, self.tag);
+            self.slot.complete(Err(Error::Cancelled));
+        }
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("channel", &self.channel)
+            .field("tag", &self.tag)
+            .field("ready", &self.is_ready())
+            .finish()
+    }
+}

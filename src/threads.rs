@@ -1,0 +1,65 @@
+//! Named threads that can be waited on with a deadline and joined with their
+//! panic turned into an error.
+
+use std::any::Any;
+use std::io;
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::error::Error;
+
+pub(crate) struct Thread<T> {
+    name: String,
+    handle: JoinHandle<T>,
+    /// Disconnects when the thread's closure returns or unwinds: std's
+    /// `JoinHandle` has no timed join, a channel does.
+    done: Receiver<()>,
+}
+
+pub(crate) fn spawn<T, F>(name: String, body: F) -> io::Result<Thread<T>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
+    let handle = thread::Builder::new().name(name.clone()).spawn(move || {
+        let _done = done_tx;
+        body()
+    })?;
+    Ok(Thread { name, handle, done })
+}
+
+impl<T> Thread<T> {
+    /// A receiver that disconnects when the thread ends.
+    pub fn done_signal(&self) -> Receiver<()> {
+        self.done.clone()
+    }
+
+    /// Waits for the thread to end; false if it is still running at `deadline`.
+    pub fn wait_until(&self, deadline: Instant) -> bool {
+        !matches!(self.done.recv_deadline(deadline), Err(RecvTimeoutError::Timeout))
+    }
+
+    /// Joins a thread that has ended (or is about to), surfacing a panic.
+    pub fn join(self) -> Result<T, Error> {
+        let name = self.name;
+        self.handle.join().map_err(|payload| Error::ThreadPanicked { thread: name, message: panic_message(&*payload) })
+    }
+
+    /// Gives up on a thread that will not end: it runs on, detached.
+    pub fn detach(self) -> String {
+        self.name
+    }
+}
+
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(a non-string panic payload)".to_owned()
+    }
+}
