@@ -169,7 +169,9 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(message) => {
             eprintln!("echo_client: {message}");
-            eprintln!("usage: echo_client [--requests N] [--size BYTES] [--threads T] [--window W] [-- COMMAND [ARGS...]]");
+            eprintln!(
+                "usage: echo_client [--requests N] [--size BYTES] [--threads T] [--window W] [-- COMMAND [ARGS...]]"
+            );
             return ExitCode::from(2);
         }
     };

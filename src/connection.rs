@@ -190,7 +190,7 @@ impl PacketConnection {
     }
 
     fn start(transport: Transport, config: Config, handler: Option<Arc<dyn Handler>>) -> Result<Self, Error> {
-        let (reader, writer, hooks) = transport.open()?;
+        let transport::Opened { reader, writer, hooks } = transport.open()?;
         let (out, queue) = crossbeam_channel::bounded(config.send_queue);
         let name = config.name.clone();
         let shared = Arc::new(Shared {
@@ -222,7 +222,12 @@ impl PacketConnection {
             }
         };
         log::debug!("{name}: started");
-        Ok(PacketConnection { shared, recv_done: reader.done_signal(), threads: Some(Threads { reader, writer }), hooks: Mutex::new(hooks) })
+        Ok(PacketConnection {
+            shared,
+            recv_done: reader.done_signal(),
+            threads: Some(Threads { reader, writer }),
+            hooks: Mutex::new(hooks),
+        })
     }
 
     /// The connection's name (see [`Config::name`]).
@@ -255,7 +260,13 @@ impl PacketConnection {
     ///
     /// # Errors
     /// As [`submit`](Self::submit).
-    pub fn submit_on(&self, channel: u64, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>) -> Result<Pending, Error> {
+    pub fn submit_on(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<Pending, Error> {
         self.submit_inner(channel, rq_type, flags, payload.into(), None)
     }
 
@@ -277,7 +288,14 @@ impl PacketConnection {
         self.submit_inner(channel, rq_type, flags, payload.into(), deadline)
     }
 
-    fn submit_inner(&self, channel: u64, rq_type: u64, flags: u64, payload: Vec<u8>, deadline: Option<Instant>) -> Result<Pending, Error> {
+    fn submit_inner(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<Pending, Error> {
         check_request(rq_type, flags)?;
         let slot = Arc::new(Slot::new());
         let tag = self.shared.tags.lock().register(channel, Arc::clone(&slot))?;
@@ -315,7 +333,13 @@ impl PacketConnection {
     ///
     /// # Errors
     /// As [`call`](Self::call).
-    pub fn call_on(&self, channel: u64, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>) -> Result<Response, Error> {
+    pub fn call_on(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<Response, Error> {
         self.submit_on(channel, rq_type, flags, payload)?.wait()
     }
 
@@ -324,7 +348,13 @@ impl PacketConnection {
     ///
     /// # Errors
     /// As [`call`](Self::call), plus [`Error::Timeout`].
-    pub fn call_timeout(&self, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>, timeout: Duration) -> Result<Response, Error> {
+    pub fn call_timeout(
+        &self,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Response, Error> {
         let deadline = Instant::now().checked_add(timeout);
         let mut pending = self.submit_inner(0, rq_type, flags, payload.into(), deadline)?;
         match deadline {
@@ -424,7 +454,9 @@ impl PacketConnection {
                 Ok(Ok(writer)) => Some(writer),
                 // The peer ended cleanly and went away before our own EOF
                 // could reach it: nothing was lost.
-                Ok(Err(Error::Io(error))) if peer_gone(&error) && matches!(*shared.recv_end.lock(), Some(Ok(()))) => None,
+                Ok(Err(Error::Io(error))) if peer_gone(&error) && matches!(*shared.recv_end.lock(), Some(Ok(()))) => {
+                    None
+                }
                 Ok(Err(error)) | Err(error) => {
                     problem.get_or_insert(error);
                     None

@@ -44,7 +44,13 @@ impl Packet {
     /// # Errors
     /// [`Error::FlagsTooLarge`] or [`Error::RqTypeTooLarge`] when a value does
     /// not fit on the wire.
-    pub fn request(channel: u64, tag: u64, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>) -> Result<Packet, Error> {
+    pub fn request(
+        channel: u64,
+        tag: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<Packet, Error> {
         check_request(rq_type, flags)?;
         Ok(Packet { channel, tag, wire_flags: flags, wire_type: Some(rq_type + 1), payload: payload.into() })
     }
@@ -53,7 +59,13 @@ impl Packet {
     ///
     /// # Errors
     /// [`Error::FlagsTooLarge`] when `flags` exceed [`MAX_RESPONSE_FLAGS`].
-    pub fn response(channel: u64, tag: u64, ok: bool, flags: u64, payload: impl Into<Vec<u8>>) -> Result<Packet, Error> {
+    pub fn response(
+        channel: u64,
+        tag: u64,
+        ok: bool,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<Packet, Error> {
         check_response_flags(flags)?;
         Ok(Packet::response_unchecked(channel, tag, ok, flags, payload.into()))
     }

@@ -73,7 +73,9 @@ impl Pool {
             let queue = self.queue.clone();
             let shared = Arc::clone(shared);
             let handler = self.handler.clone();
-            workers.push(threads::spawn(format!("{}-worker-{i}", shared.name), move || work(&queue, &shared, handler.as_deref()))?);
+            workers.push(threads::spawn(format!("{}-worker-{i}", shared.name), move || {
+                work(&queue, &shared, handler.as_deref())
+            })?);
         }
         Ok(())
     }
@@ -141,6 +143,12 @@ fn answer(handler: &dyn Handler, packet: Packet, name: &str) -> Packet {
         }
     };
     Packet::response(channel, tag, ok, flags, payload).unwrap_or_else(|error| {
-        Packet::response_unchecked(channel, tag, false, 0, format!("handler's answer does not fit: {error}").into_bytes())
+        Packet::response_unchecked(
+            channel,
+            tag,
+            false,
+            0,
+            format!("handler's answer does not fit: {error}").into_bytes(),
+        )
     })
 }

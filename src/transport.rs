@@ -61,6 +61,13 @@ pub(crate) enum Source {
     OnDemand(Opener),
 }
 
+/// An opened transport, ready for the reader and writer threads.
+pub(crate) struct Opened {
+    pub reader: Box<dyn ReadHalf>,
+    pub writer: Box<dyn WriteHalf>,
+    pub hooks: Hooks,
+}
+
 /// What the connection does with the transport beyond reading and writing.
 #[derive(Default)]
 pub(crate) struct Hooks {
@@ -79,7 +86,10 @@ pub(crate) struct Hooks {
 impl Transport {
     /// Any reader and writer, for example the two ends of two pipes.
     pub fn new<R: Read + Send + 'static, W: Write + Send + 'static>(reader: R, writer: W) -> Transport {
-        Transport { source: Source::Ready { reader: Box::new(reader), writer: Box::new(writer) }, hooks: Hooks::default() }
+        Transport {
+            source: Source::Ready { reader: Box::new(reader), writer: Box::new(writer) },
+            hooks: Hooks::default(),
+        }
     }
 
     /// A TCP stream, read and written through two handles of the one socket.
@@ -213,22 +223,19 @@ impl Transport {
     }
 
     /// Opens an on-demand transport; merges its hooks with this one's.
-    pub(crate) fn open(self) -> io::Result<(Box<dyn ReadHalf>, Box<dyn WriteHalf>, Hooks)> {
+    pub(crate) fn open(self) -> io::Result<Opened> {
         match self.source {
-            Source::Ready { reader, writer } => Ok((reader, writer, self.hooks)),
+            Source::Ready { reader, writer } => Ok(Opened { reader, writer, hooks: self.hooks }),
             Source::OnDemand(open) => {
-                let (reader, writer, inner) = open()?.open()?;
-                let outer = self.hooks;
-                Ok((
-                    reader,
-                    writer,
-                    Hooks {
-                        interrupt: inner.interrupt.or(outer.interrupt),
-                        child: inner.child.or(outer.child),
-                        shutdown: inner.shutdown.or(outer.shutdown),
-                        close_streams: inner.close_streams || outer.close_streams,
-                    },
-                ))
+                let mut opened = open()?.open()?;
+                let (inner, outer) = (opened.hooks, self.hooks);
+                opened.hooks = Hooks {
+                    interrupt: inner.interrupt.or(outer.interrupt),
+                    child: inner.child.or(outer.child),
+                    shutdown: inner.shutdown.or(outer.shutdown),
+                    close_streams: inner.close_streams || outer.close_streams,
+                };
+                Ok(opened)
             }
         }
     }

@@ -29,7 +29,11 @@ struct Writer {
 /// Runs until it has written the EOF packet (or the queue's senders are all
 /// gone), then gives the stream back. On a write error it fails every waiting
 /// request, since none of them can be relied on to be answered.
-pub(crate) fn run(queue: Receiver<Packet>, out: Box<dyn WriteHalf>, shared: Arc<Shared>) -> Result<Box<dyn WriteHalf>, Error> {
+pub(crate) fn run(
+    queue: Receiver<Packet>,
+    out: Box<dyn WriteHalf>,
+    shared: Arc<Shared>,
+) -> Result<Box<dyn WriteHalf>, Error> {
     let mut writer = Writer { out, batch: Vec::with_capacity(BATCH_LIMIT), shared };
     match writer.run(&queue) {
         Ok(()) => {
