@@ -141,7 +141,7 @@ fn run(options: &Options) -> Result<String, String> {
                     .expect("spawn a caller thread")
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err("a caller thread panicked".into()))).collect()
+        workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|_| Err("a caller thread panicked".into())))
     });
     let seconds = start.elapsed().as_secs_f64();
     outcome?;
