@@ -115,7 +115,7 @@ pub fn decode(buf: &[u8], max_packet_size: usize) -> Result<Option<(Packet, usiz
         return Ok(None);
     };
     let len = check_len(len, max_packet_size)?;
-    let Some(body) = buf.get(prefix..prefix + len) else {
+    let Some(body) = prefix.checked_add(len).and_then(|end| buf.get(prefix..end)) else {
         return Ok(None);
     };
     let (header, at) = parse_header(body)?;
@@ -225,26 +225,30 @@ impl<R: Read> PacketReader<R> {
         payload.extend_from_slice(&self.buf[self.start..self.end]);
         self.start = 0;
         self.end = 0;
-        while payload.len() < len {
-            let missing = len - payload.len();
+        // `payload[..filled]` has arrived; the rest of `payload` is room,
+        // grown (at most doubling) only when it is used up.
+        let mut filled = payload.len();
+        while filled < len {
+            let missing = len - filled;
             if missing < self.buf.len() / 2 {
                 // A short tail: read it through the buffer, which also picks
                 // up the frames behind it in the same read call.
+                payload.truncate(filled);
                 self.fill_to(missing)?;
                 payload.extend_from_slice(&self.buf[..missing]);
                 self.start = missing;
-                break;
+                return Ok(payload);
             }
-            // Room grows in step with what arrives: at most doubling.
-            let room = missing.min(payload.len().max(MAX_PREALLOC));
-            let old = payload.len();
-            payload.resize(old + room, 0);
-            let n = read_retrying(&mut self.inner, &mut payload[old..])?;
-            payload.truncate(old + n);
-            self.bytes_read += n as u64;
+            if filled == payload.len() {
+                let room = missing.min(filled.max(MAX_PREALLOC));
+                payload.resize(filled + room, 0);
+            }
+            let n = read_retrying(&mut self.inner, &mut payload[filled..])?;
             if n == 0 {
                 return Err(ProtocolError::UnexpectedEof.into());
             }
+            filled += n;
+            self.bytes_read += n as u64;
         }
         Ok(payload)
     }

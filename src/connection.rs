@@ -22,11 +22,21 @@ use crate::stats::{Counters, Stats};
 use crate::tagmap::{Lookup, TagBuild, TagMap};
 use crate::threads::{self, Thread};
 use crate::transport::{self, Hooks, Transport, WriteHalf};
-use crate::writer;
+use crate::writer::{self, Sink};
 
 /// After close has interrupted the transport, how long it still waits for the
 /// threads to notice.
 const AFTER_INTERRUPT: Duration = Duration::from_secs(1);
+
+/// The least time close leaves for sending EOF and hearing the peer's, even
+/// when handlers used up the close timeout.
+const FAREWELL: Duration = Duration::from_millis(200);
+
+/// A packet is written by the thread that sends it, skipping the hand-off to
+/// the writer thread, when the writer is idle and at most this many requests
+/// (ours, or the peer's in service) are in flight. More in flight means load,
+/// where the writer thread's batching is worth its wake-up.
+pub(crate) const DIRECT_WRITE_IN_FLIGHT: usize = 4;
 
 /// State shared by the connection handle, its threads and the request handles.
 pub(crate) struct Shared {
@@ -35,7 +45,10 @@ pub(crate) struct Shared {
     pub tags: Mutex<TagMap>,
     /// The peer's requests being served, by `(channel, tag)`.
     pub serving: Mutex<HashSet<(u64, u64), TagBuild>>,
+    /// The send queue, to the writer thread.
     pub out: Sender<Packet>,
+    /// The stream itself, for the writer thread or a direct write.
+    pub sink: Mutex<Sink>,
     pub counters: Counters,
     pub pool: Pool,
     /// How the reader ended: `Ok` for the peer's EOF or end of stream.
@@ -73,10 +86,39 @@ impl Shared {
         self.tags.lock().remove(channel, tag);
     }
 
-    /// Queues a handler's response, waiting for room: a worker may wait for
+    /// Sends a packet: written at once when `alone` (few packets in flight)
+    /// and the writer is idle, queued otherwise, waiting for room until
+    /// `deadline`.
+    pub fn send(&self, packet: Packet, alone: bool, deadline: Option<Instant>) -> Result<(), Error> {
+        // A direct write cannot give up at a deadline, and a large payload
+        // may not fit the stream's buffer: both go through the queue.
+        let packet = if alone && deadline.is_none() && packet.payload.len() < writer::DIRECT_PAYLOAD {
+            match writer::write_now(self, packet) {
+                Ok(written) => return written,
+                Err(packet) => packet,
+            }
+        } else {
+            packet
+        };
+        match deadline {
+            None => self.out.send(packet).map_err(|_| self.ended_reason()),
+            Some(deadline) => self.out.send_deadline(packet, deadline).map_err(|error| match error {
+                SendTimeoutError::Timeout(_) => Error::Timeout,
+                SendTimeoutError::Disconnected(_) => self.ended_reason(),
+            }),
+        }
+    }
+
+    /// Why packets can no longer be sent: the error that stopped the
+    /// connection, if any.
+    pub fn ended_reason(&self) -> Error {
+        self.tags.lock().refusal().unwrap_or(Error::Closed)
+    }
+
+    /// Sends a handler's response, waiting for room: a worker may wait for
     /// the peer, the reader may not.
-    pub fn send_response(&self, packet: Packet) {
-        if self.out.send(packet).is_ok() {
+    pub fn send_response(&self, packet: Packet, alone: bool) {
+        if self.send(packet, alone, None).is_ok() {
             Counters::add(&self.counters.responses_out, 1);
         }
     }
@@ -199,13 +241,14 @@ impl PacketConnection {
             tags: Mutex::new(TagMap::default()),
             serving: Mutex::new(HashSet::default()),
             out,
+            sink: Mutex::new(Sink::new(writer)),
             counters: Counters::default(),
             recv_end: Mutex::new(None),
             config,
         });
         let writer = {
             let shared = Arc::clone(&shared);
-            threads::spawn(format!("{name}-writer"), move || writer::run(queue, writer, shared))?
+            threads::spawn(format!("{name}-writer"), move || writer::run(queue, shared))?
         };
         let packets = PacketReader::new(reader, shared.config.max_packet_size);
         let reader = {
@@ -298,26 +341,17 @@ impl PacketConnection {
     ) -> Result<Pending, Error> {
         check_request(rq_type, flags)?;
         let slot = Arc::new(Slot::new());
-        let tag = self.shared.tags.lock().register(channel, Arc::clone(&slot))?;
-        let packet = Packet { channel, tag, wire_flags: flags, wire_type: Some(rq_type + 1), payload };
-        let sent = match deadline {
-            None => self.shared.out.send(packet).map_err(|_| self.ended_reason()),
-            Some(deadline) => self.shared.out.send_deadline(packet, deadline).map_err(|error| match error {
-                SendTimeoutError::Timeout(_) => Error::Timeout,
-                SendTimeoutError::Disconnected(_) => self.ended_reason(),
-            }),
+        let (tag, in_flight) = {
+            let mut tags = self.shared.tags.lock();
+            (tags.register(channel, Arc::clone(&slot))?, tags.outstanding())
         };
-        if let Err(error) = sent {
+        let packet = Packet { channel, tag, wire_flags: flags, wire_type: Some(rq_type + 1), payload };
+        if let Err(error) = self.shared.send(packet, in_flight <= DIRECT_WRITE_IN_FLIGHT, deadline) {
             self.shared.forget(channel, tag);
             return Err(error);
         }
         Counters::add(&self.shared.counters.requests_out, 1);
         Ok(Pending::new(slot, channel, tag, Arc::clone(&self.shared)))
-    }
-
-    /// Why the writer is gone: the error that stopped the connection, if any.
-    fn ended_reason(&self) -> Error {
-        self.shared.tags.lock().refusal().unwrap_or(Error::Closed)
     }
 
     /// Sends a request and waits for its answer.
@@ -371,7 +405,7 @@ impl PacketConnection {
     /// A connection error if the connection has already ended.
     pub fn end_requests(&self) -> Result<(), Error> {
         self.shared.tags.lock().refuse_new(Error::Closed);
-        self.shared.out.send(Packet::erq()).map_err(|_| self.ended_reason())
+        self.shared.send(Packet::erq(), false, None)
     }
 
     /// Blocks until the peer ends its stream (EOF packet or end of input), as
@@ -430,6 +464,9 @@ impl PacketConnection {
         if let Err(error) = shared.pool.close(deadline) {
             problem.get_or_insert(error);
         }
+        // Handlers may have used up the deadline; the goodbye still gets a
+        // moment to go out.
+        let deadline = deadline.max(Instant::now() + FAREWELL);
         if let Err(SendTimeoutError::Timeout(_)) = shared.out.send_deadline(Packet::eof(), deadline) {
             problem.get_or_insert(Error::CloseTimeout("the peer is not reading: send queue still full".into()));
         }

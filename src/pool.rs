@@ -8,7 +8,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::connection::Shared;
+use crate::connection::{Shared, DIRECT_WRITE_IN_FLIGHT};
 use crate::error::{Error, ProtocolError};
 use crate::handler::{Handler, Request};
 use crate::packet::Packet;
@@ -116,10 +116,14 @@ fn work(queue: &Receiver<Job>, shared: &Shared, handler: Option<&dyn Handler>) {
                 // Out of the serving set before the answer can reach the
                 // peer, so a peer that reuses the tag after the answer is not
                 // refused for a duplicate.
-                shared.serving.lock().remove(&key);
-                shared.send_response(response);
+                let in_service = {
+                    let mut serving = shared.serving.lock();
+                    serving.remove(&key);
+                    serving.len()
+                };
+                shared.send_response(response, in_service < DIRECT_WRITE_IN_FLIGHT);
             }
-            Job::Send(packet) => shared.send_response(packet),
+            Job::Send(packet) => shared.send_response(packet, false),
         }
     }
 }

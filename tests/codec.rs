@@ -1,0 +1,627 @@
+//! The BSUInt integers and the packet frame codec, against the bytes of
+//! docs/wire-format.md and by round trips through both decoders.
+
+use std::io::{self, Cursor, Read};
+
+use packetstream::codec::{self, decode, encode, encoded_len, PacketReader, DEFAULT_MAX_PACKET_SIZE};
+use packetstream::{
+    decode_varint, encode_varint, varint_len, Control, Error, Packet, ProtocolError, MAX_REQUEST_FLAGS,
+    MAX_RESPONSE_FLAGS, MAX_RQ_TYPE,
+};
+
+fn frame(packet: &Packet) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(packet, &mut out);
+    out
+}
+
+fn varint(value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_varint(value, &mut out);
+    out
+}
+
+/// Decodes exactly one frame that fills `bytes`.
+fn decode_one(bytes: &[u8]) -> Packet {
+    let (packet, used) = decode(bytes, DEFAULT_MAX_PACKET_SIZE).expect("valid frame").expect("a whole frame");
+    assert_eq!(used, bytes.len(), "the frame uses every byte");
+    packet
+}
+
+/// All packets of a stream, read with a `PacketReader` until a clean end.
+fn read_all(stream: impl Read, max: usize) -> Result<Vec<Packet>, Error> {
+    let mut reader = PacketReader::new(stream, max);
+    let mut packets = Vec::new();
+    while let Some(packet) = reader.read_packet()? {
+        packets.push(packet);
+    }
+    Ok(packets)
+}
+
+/// The first packet (or error) of a stream.
+fn read_first(bytes: Vec<u8>, max: usize) -> Result<Option<Packet>, Error> {
+    PacketReader::new(Cursor::new(bytes), max).read_packet()
+}
+
+/// A stream that hands out at most `chunk` bytes per read call.
+struct Chunked<R> {
+    inner: R,
+    chunk: usize,
+    calls: usize,
+}
+
+impl<R: Read> Chunked<R> {
+    fn new(inner: R, chunk: usize) -> Self {
+        Chunked { inner, chunk, calls: 0 }
+    }
+}
+
+impl<R: Read> Read for Chunked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.calls += 1;
+        let n = buf.len().min(self.chunk);
+        self.inner.read(&mut buf[..n])
+    }
+}
+
+/// A stream whose every other read call is interrupted by a signal.
+struct Interrupting<R> {
+    inner: R,
+    interrupt_next: bool,
+}
+
+impl<R: Read> Read for Interrupting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.interrupt_next = !self.interrupt_next;
+        if self.interrupt_next {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        self.inner.read(buf)
+    }
+}
+
+fn is_protocol(result: Result<Option<Packet>, Error>, expected: &ProtocolError) -> bool {
+    matches!(result, Err(Error::Protocol(ref e)) if e == expected)
+}
+
+// ---------------------------------------------------------------------------
+// BSUInt
+
+#[test]
+fn varint_table_of_the_wire_format() {
+    let table: &[(u64, &[u8])] = &[
+        (0, &[0x00]),
+        (1, &[0x01]),
+        (127, &[0x7f]),
+        (128, &[0x81, 0x00]),
+        (255, &[0x81, 0x7f]),
+        (16383, &[0xff, 0x7f]),
+        (16384, &[0x81, 0x80, 0x00]),
+    ];
+    for &(value, bytes) in table {
+        assert_eq!(varint(value), bytes, "encoding {value}");
+        assert_eq!(varint_len(value), bytes.len(), "length of {value}");
+        assert_eq!(decode_varint(bytes), Ok(Some((value, bytes.len()))), "decoding {value}");
+        // Bytes after the integer are not its business.
+        let mut longer = bytes.to_vec();
+        longer.extend_from_slice(&[0xff, 0x00]);
+        assert_eq!(decode_varint(&longer), Ok(Some((value, bytes.len()))), "decoding {value} with a tail");
+    }
+}
+
+#[test]
+fn varint_is_big_endian_not_leb128() {
+    // 300 = 0b10_0101100: LEB128 would be ac 02.
+    assert_eq!(varint(300), [0x82, 0x2c]);
+    assert_eq!(varint(u64::MAX), [0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+    assert_eq!(decode_varint(&varint(u64::MAX)), Ok(Some((u64::MAX, 10))));
+}
+
+#[test]
+fn varint_prefixes_ask_for_more() {
+    for value in [128, 16384, 1 << 35, u64::MAX] {
+        let bytes = varint(value);
+        for cut in 0..bytes.len() {
+            assert_eq!(decode_varint(&bytes[..cut]), Ok(None), "{value} cut at {cut}");
+        }
+    }
+}
+
+#[test]
+fn varint_over_u64_is_an_overflow() {
+    // 2^64: 0x82 then eight 0x80 then 0x00.
+    let mut over = vec![0x82];
+    over.extend_from_slice(&[0x80; 8]);
+    over.push(0x00);
+    assert_eq!(decode_varint(&over), Err(ProtocolError::VarintOverflow));
+    assert_eq!(decode_varint(&[0xff; 10]), Err(ProtocolError::VarintOverflow));
+}
+
+#[test]
+fn padded_varints_are_accepted_up_to_ten_bytes() {
+    // cs.packetstream's decoder accepts leading 0x80 bytes; so does this one.
+    assert_eq!(decode_varint(&[0x80, 0x80, 0x05]), Ok(Some((5, 3))));
+    let mut eleven = vec![0x80; 10];
+    eleven.push(0x05);
+    assert_eq!(decode_varint(&eleven), Err(ProtocolError::VarintTooLong));
+    // A padded length prefix frames like an unpadded one.
+    let padded = [0x80, 0x03, 0x00, 0x02, 0x00];
+    let (packet, used) = decode(&padded, DEFAULT_MAX_PACKET_SIZE).unwrap().unwrap();
+    assert_eq!((packet, used), (Packet::eof(), 5));
+}
+
+// ---------------------------------------------------------------------------
+// The golden bytes of docs/wire-format.md ("Example bytes")
+
+#[test]
+fn golden_request_hi() {
+    let packet = Packet::request(0, 2, 0, 0, b"hi".to_vec()).unwrap();
+    let bytes = [0x05, 0x02, 0x02, 0x01, 0x68, 0x69];
+    assert_eq!(frame(&packet), bytes);
+    assert_eq!(encoded_len(&packet), bytes.len());
+    let decoded = decode_one(&bytes);
+    assert_eq!(decoded, packet);
+    assert!(decoded.is_request());
+    assert_eq!(
+        (decoded.channel(), decoded.tag(), decoded.rq_type(), decoded.wire_type(), decoded.flags()),
+        (0, 2, Some(0), Some(1), 0)
+    );
+    assert_eq!(decoded.ok(), None);
+    assert_eq!(decoded.control(), None);
+    assert_eq!(decoded.payload(), b"hi");
+}
+
+#[test]
+fn golden_ok_response_hi() {
+    let packet = Packet::response(0, 2, true, 0, b"hi".to_vec()).unwrap();
+    let bytes = [0x04, 0x02, 0x04, 0x68, 0x69];
+    assert_eq!(frame(&packet), bytes);
+    assert_eq!(encoded_len(&packet), bytes.len());
+    let decoded = decode_one(&bytes);
+    assert_eq!(decoded, packet);
+    assert!(!decoded.is_request());
+    assert_eq!((decoded.channel(), decoded.tag(), decoded.ok(), decoded.flags()), (0, 2, Some(true), 0));
+    assert_eq!(decoded.wire_flags(), 1);
+    assert_eq!((decoded.rq_type(), decoded.wire_type()), (None, None));
+    assert_eq!(decoded.into_payload(), b"hi");
+}
+
+#[test]
+fn golden_eof_and_erq() {
+    let eof = [0x03, 0x00, 0x02, 0x00];
+    let erq = [0x03, 0x01, 0x02, 0x00];
+    assert_eq!(frame(&Packet::eof()), eof);
+    assert_eq!(frame(&Packet::erq()), erq);
+    let decoded_eof = decode_one(&eof);
+    let decoded_erq = decode_one(&erq);
+    assert_eq!(decoded_eof, Packet::eof());
+    assert_eq!(decoded_erq, Packet::erq());
+    assert_eq!(decoded_eof.control(), Some(Ok(Control::Eof)));
+    assert_eq!(decoded_erq.control(), Some(Ok(Control::Erq)));
+    assert_eq!((decoded_eof.wire_type(), decoded_eof.rq_type()), (Some(0), None));
+    // A wire-type-0 request that is neither EOF nor ERQ (here tag 5) is
+    // recognised as a malformed control packet.
+    let odd = decode_one(&[0x03, 0x05, 0x02, 0x00]);
+    assert_eq!(odd.control(), Some(Err(())));
+}
+
+#[test]
+fn golden_channel_5_tag_300_request() {
+    let packet = Packet::request(5, 300, 3, 7, Vec::new()).unwrap();
+    let bytes = [0x05, 0x82, 0x2c, 0x1f, 0x05, 0x04];
+    assert_eq!(frame(&packet), bytes);
+    assert_eq!(encoded_len(&packet), bytes.len());
+    let decoded = decode_one(&bytes);
+    assert_eq!(decoded, packet);
+    assert_eq!(
+        (decoded.channel(), decoded.tag(), decoded.rq_type(), decoded.wire_type(), decoded.flags()),
+        (5, 300, Some(3), Some(4), 7)
+    );
+    assert!(decoded.payload().is_empty());
+}
+
+#[test]
+fn golden_frames_through_the_stream_reader() {
+    let packets = [
+        Packet::request(0, 2, 0, 0, b"hi".to_vec()).unwrap(),
+        Packet::response(0, 2, true, 0, b"hi".to_vec()).unwrap(),
+        Packet::eof(),
+        Packet::erq(),
+        Packet::request(5, 300, 3, 7, Vec::new()).unwrap(),
+    ];
+    let bytes: Vec<u8> = [
+        &[0x05, 0x02, 0x02, 0x01, 0x68, 0x69][..],
+        &[0x04, 0x02, 0x04, 0x68, 0x69],
+        &[0x03, 0x00, 0x02, 0x00],
+        &[0x03, 0x01, 0x02, 0x00],
+        &[0x05, 0x82, 0x2c, 0x1f, 0x05, 0x04],
+    ]
+    .concat();
+    assert_eq!(read_all(Cursor::new(bytes.clone()), DEFAULT_MAX_PACKET_SIZE).unwrap(), packets);
+    assert_eq!(read_all(Chunked::new(Cursor::new(bytes), 1), DEFAULT_MAX_PACKET_SIZE).unwrap(), packets);
+}
+
+// ---------------------------------------------------------------------------
+// Round trips
+
+const NUMBERS: [u64; 5] = [0, 1, 13, 17, 257];
+const FLAGS: [u64; 4] = [0, 1, 15, 137];
+
+fn payloads() -> Vec<Vec<u8>> {
+    // Empty, short, and long enough for a two-byte length prefix.
+    vec![Vec::new(), b"abc".to_vec(), (0..300u32).map(|i| (i * 7 % 251) as u8).collect()]
+}
+
+/// Every mix of request/response, channel, tag, flags, ok and payload.
+fn every_mix() -> Vec<Packet> {
+    let mut packets = Vec::new();
+    for &channel in &NUMBERS {
+        for &tag in &NUMBERS {
+            for &flags in &FLAGS {
+                for payload in payloads() {
+                    for &rq_type in &NUMBERS {
+                        packets.push(Packet::request(channel, tag, rq_type, flags, payload.clone()).unwrap());
+                    }
+                    for ok in [true, false] {
+                        packets.push(Packet::response(channel, tag, ok, flags, payload.clone()).unwrap());
+                    }
+                }
+            }
+        }
+    }
+    packets
+}
+
+#[test]
+fn every_mix_round_trips_through_decode() {
+    let packets = every_mix();
+    assert_eq!(packets.len(), 5 * 5 * 4 * 3 * (5 + 2));
+    for packet in &packets {
+        let bytes = frame(packet);
+        assert_eq!(bytes.len(), encoded_len(packet), "{packet:?}");
+        let decoded = decode_one(&bytes);
+        assert_eq!(&decoded, packet);
+        // The accessors give back what the constructor was given.
+        assert_eq!(decoded.channel(), packet.channel());
+        assert_eq!(decoded.tag(), packet.tag());
+        assert_eq!(decoded.flags(), packet.flags());
+        assert_eq!(decoded.ok(), packet.ok());
+        assert_eq!(decoded.rq_type(), packet.rq_type());
+        assert_eq!(decoded.payload(), packet.payload());
+        // A frame followed by more bytes decodes the same and says how much it used.
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[0x03, 0x00, 0x02, 0x00]);
+        assert_eq!(decode(&longer, DEFAULT_MAX_PACKET_SIZE).unwrap(), Some((packet.clone(), bytes.len())));
+    }
+}
+
+#[test]
+fn every_mix_keeps_its_fields() {
+    // Check the constructors against the values they were given, not just
+    // against a second encode/decode.
+    for &channel in &NUMBERS {
+        for &tag in &NUMBERS {
+            for &flags in &FLAGS {
+                let request = decode_one(&frame(&Packet::request(channel, tag, 13, flags, b"x".to_vec()).unwrap()));
+                assert_eq!(
+                    (request.channel(), request.tag(), request.rq_type(), request.flags(), request.ok()),
+                    (channel, tag, Some(13), flags, None)
+                );
+                assert_eq!(request.wire_flags(), flags);
+                for ok in [true, false] {
+                    let response = decode_one(&frame(&Packet::response(channel, tag, ok, flags, Vec::new()).unwrap()));
+                    assert_eq!(
+                        (response.channel(), response.tag(), response.ok(), response.flags(), response.rq_type()),
+                        (channel, tag, Some(ok), flags, None)
+                    );
+                    assert_eq!(response.wire_flags(), (flags << 1) | u64::from(ok));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_proper_prefix_decodes_to_none() {
+    for packet in every_mix() {
+        let bytes = frame(&packet);
+        for cut in 0..bytes.len() {
+            assert_eq!(
+                decode(&bytes[..cut], DEFAULT_MAX_PACKET_SIZE),
+                Ok(None),
+                "{packet:?} cut at {cut} of {}",
+                bytes.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_mix_round_trips_through_one_stream() {
+    let packets = every_mix();
+    let bytes: Vec<u8> = packets.iter().flat_map(frame).collect();
+    let mut reader = PacketReader::new(Cursor::new(bytes.clone()), DEFAULT_MAX_PACKET_SIZE);
+    for (i, packet) in packets.iter().enumerate() {
+        assert_eq!(reader.read_packet().unwrap().as_ref(), Some(packet), "packet {i}");
+    }
+    assert_eq!(reader.read_packet().unwrap(), None, "a clean end after the last frame");
+    assert_eq!(reader.bytes_read(), bytes.len() as u64);
+    let (_, rest) = reader.into_parts();
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn every_mix_round_trips_one_byte_per_read() {
+    let packets = every_mix();
+    let bytes: Vec<u8> = packets.iter().flat_map(frame).collect();
+    let mut reader = PacketReader::new(Chunked::new(Cursor::new(bytes.clone()), 1), DEFAULT_MAX_PACKET_SIZE);
+    for (i, packet) in packets.iter().enumerate() {
+        assert_eq!(reader.read_packet().unwrap().as_ref(), Some(packet), "packet {i}");
+    }
+    assert_eq!(reader.read_packet().unwrap(), None);
+    assert_eq!(reader.bytes_read(), bytes.len() as u64);
+    let (stream, _) = reader.into_parts();
+    // One byte per call: at least one call per byte.
+    assert!(stream.calls > bytes.len(), "{} read calls for {} bytes", stream.calls, bytes.len());
+}
+
+#[test]
+fn every_mix_round_trips_in_odd_chunks() {
+    let packets = every_mix();
+    let bytes: Vec<u8> = packets.iter().flat_map(frame).collect();
+    for chunk in [2, 3, 7, 64, 4095] {
+        let got = read_all(Chunked::new(Cursor::new(bytes.clone()), chunk), DEFAULT_MAX_PACKET_SIZE).unwrap();
+        assert_eq!(got, packets, "chunks of {chunk}");
+    }
+}
+
+#[test]
+fn interrupted_reads_are_retried() {
+    let packets = every_mix();
+    let bytes: Vec<u8> = packets.iter().flat_map(frame).collect();
+    let stream = Interrupting { inner: Chunked::new(Cursor::new(bytes), 5), interrupt_next: false };
+    assert_eq!(read_all(stream, DEFAULT_MAX_PACKET_SIZE).unwrap(), packets);
+}
+
+#[test]
+fn large_payloads_round_trip_through_the_stream() {
+    // Sizes around the reader's buffer (64 KiB) and its preallocation step
+    // (1 MiB), between small frames so that the frames behind a large
+    // payload are found too.
+    let sizes = [0, 1, 32 << 10, (64 << 10) - 1, 64 << 10, (64 << 10) + 1, 100_000, (1 << 20) + 3, 3 << 20];
+    let mut packets = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        let payload: Vec<u8> = (0..size).map(|j| (j * 31 + i) as u8).collect();
+        packets.push(Packet::request(0, i as u64 + 2, 0, 0, payload.clone()).unwrap());
+        packets.push(Packet::response(0, i as u64 + 2, true, 3, b"small".to_vec()).unwrap());
+        packets.push(Packet::response(1, i as u64, false, 0, payload).unwrap());
+    }
+    let bytes: Vec<u8> = packets.iter().flat_map(frame).collect();
+    for chunk in [usize::MAX, 65_537, 300_000] {
+        let got = read_all(Chunked::new(Cursor::new(bytes.clone()), chunk), DEFAULT_MAX_PACKET_SIZE).unwrap();
+        assert_eq!(got.len(), packets.len(), "chunks of {chunk}");
+        assert!(got == packets, "chunks of {chunk}: packets differ");
+    }
+    // And the slice decoder, frame by frame.
+    let mut at = 0;
+    for packet in &packets {
+        let (decoded, used) = decode(&bytes[at..], DEFAULT_MAX_PACKET_SIZE).unwrap().unwrap();
+        assert!(&decoded == packet);
+        at += used;
+    }
+    assert_eq!(at, bytes.len());
+}
+
+#[test]
+fn payloads_past_the_buffer_in_small_reads() {
+    // Payloads the reader reads straight into their own buffer, arriving a
+    // little at a time.
+    let packets: Vec<Packet> = [40_000usize, 100_000, 200_000]
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| Packet::request(0, i as u64, 1, 0, vec![i as u8 + 1; size]).unwrap())
+        .collect();
+    let bytes: Vec<u8> = packets.iter().flat_map(frame).collect();
+    for chunk in [997, 4096] {
+        let got = read_all(Chunked::new(Cursor::new(bytes.clone()), chunk), DEFAULT_MAX_PACKET_SIZE).unwrap();
+        assert!(got == packets, "chunks of {chunk}: packets differ");
+    }
+}
+
+#[test]
+fn a_large_payload_in_pieces_reads_in_linear_time() {
+    // 15 MiB arriving 64 KiB per read call, as from a pipe or socket, and
+    // 70 kB arriving a byte at a time. The copying itself takes well under
+    // a second even unoptimised.
+    let cases = [(15 << 20, 64 << 10), (70_000, 1)];
+    for (size, chunk) in cases {
+        let packets = vec![Packet::request(0, 2, 0, 0, vec![0x5au8; size]).unwrap(), Packet::eof(), Packet::erq()];
+        let bytes: Vec<u8> = packets.iter().flat_map(frame).collect();
+        let started = std::time::Instant::now();
+        let got = read_all(Chunked::new(Cursor::new(bytes), chunk), DEFAULT_MAX_PACKET_SIZE).unwrap();
+        let took = started.elapsed();
+        assert!(got == packets, "{size} bytes in pieces of {chunk}: packets differ");
+        assert!(took < std::time::Duration::from_secs(3), "reading {size} bytes in pieces of {chunk} took {took:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Limits and malformed input
+
+#[test]
+fn default_max_packet_size_is_16_mib() {
+    assert_eq!(DEFAULT_MAX_PACKET_SIZE, 16 * 1024 * 1024);
+    assert_eq!(packetstream::Config::default().get_max_packet_size(), DEFAULT_MAX_PACKET_SIZE);
+}
+
+#[test]
+fn frame_over_the_maximum_is_too_large() {
+    let packet = Packet::request(0, 2, 0, 0, vec![7u8; 97]).unwrap();
+    let bytes = frame(&packet);
+    let body = (bytes.len() - 1) as u64; // a one-byte length prefix
+    assert_eq!(body, 100);
+    // At the limit it is fine, one under it is refused, by both decoders.
+    assert_eq!(decode(&bytes, 100).unwrap(), Some((packet.clone(), bytes.len())));
+    assert_eq!(decode(&bytes, 99), Err(ProtocolError::PacketTooLarge { len: 100, max: 99 }));
+    assert_eq!(read_first(bytes.clone(), 100).unwrap(), Some(packet));
+    assert!(is_protocol(read_first(bytes.clone(), 99), &ProtocolError::PacketTooLarge { len: 100, max: 99 }));
+    // Refused from the length prefix alone, before the body arrives.
+    assert_eq!(decode(&bytes[..1], 99), Err(ProtocolError::PacketTooLarge { len: 100, max: 99 }));
+    assert!(is_protocol(read_first(bytes[..1].to_vec(), 99), &ProtocolError::PacketTooLarge { len: 100, max: 99 }));
+}
+
+#[test]
+fn default_maximum_applies() {
+    let max = DEFAULT_MAX_PACKET_SIZE as u64;
+    let over = varint(max + 1);
+    let expected = ProtocolError::PacketTooLarge { len: max + 1, max: DEFAULT_MAX_PACKET_SIZE };
+    assert_eq!(decode(&over, DEFAULT_MAX_PACKET_SIZE), Err(expected.clone()));
+    assert!(is_protocol(read_first(over, DEFAULT_MAX_PACKET_SIZE), &expected));
+    // Exactly the maximum is allowed: the slice decoder waits for the body.
+    let at_max = varint(max);
+    assert_eq!(decode(&at_max, DEFAULT_MAX_PACKET_SIZE), Ok(None));
+    // A length past u64 is an overflow, not a huge packet.
+    let mut huge = vec![0x82];
+    huge.extend_from_slice(&[0x80; 8]);
+    huge.push(0x00);
+    assert_eq!(decode(&huge, DEFAULT_MAX_PACKET_SIZE), Err(ProtocolError::VarintOverflow));
+}
+
+#[test]
+fn a_large_claimed_length_then_eof_is_unexpected_eof() {
+    let claimed = 15 << 20;
+    // The claim and a few bytes of the header only.
+    let mut short = varint(claimed);
+    short.extend_from_slice(&[0x02, 0x02]);
+    assert!(is_protocol(read_first(short.clone(), DEFAULT_MAX_PACKET_SIZE), &ProtocolError::UnexpectedEof));
+    assert_eq!(decode(&short, DEFAULT_MAX_PACKET_SIZE), Ok(None));
+    // The whole header and some payload, then the end.
+    let mut some = varint(claimed);
+    some.extend_from_slice(&[0x02, 0x02, 0x01]);
+    some.extend_from_slice(&[0xaa; 5000]);
+    assert!(is_protocol(read_first(some.clone(), DEFAULT_MAX_PACKET_SIZE), &ProtocolError::UnexpectedEof));
+    assert!(is_protocol(
+        PacketReader::new(Chunked::new(Cursor::new(some), 333), DEFAULT_MAX_PACKET_SIZE).read_packet(),
+        &ProtocolError::UnexpectedEof
+    ));
+}
+
+#[test]
+fn stream_ends_inside_a_frame() {
+    let bytes = frame(&Packet::request(3, 400, 2, 9, b"payload".to_vec()).unwrap());
+    // Ending cleanly between frames is not an error; anywhere inside one is.
+    assert_eq!(read_first(Vec::new(), DEFAULT_MAX_PACKET_SIZE).unwrap(), None);
+    for cut in 1..bytes.len() {
+        let result = read_first(bytes[..cut].to_vec(), DEFAULT_MAX_PACKET_SIZE);
+        assert!(is_protocol(result, &ProtocolError::UnexpectedEof), "cut at {cut}");
+    }
+    // The same after a whole frame.
+    let mut two = bytes.clone();
+    two.extend_from_slice(&bytes[..bytes.len() - 1]);
+    let mut reader = PacketReader::new(Cursor::new(two), DEFAULT_MAX_PACKET_SIZE);
+    assert!(reader.read_packet().unwrap().is_some());
+    assert!(is_protocol(reader.read_packet(), &ProtocolError::UnexpectedEof));
+}
+
+#[test]
+fn integer_overflow_is_refused() {
+    let mut over = vec![0x82];
+    over.extend_from_slice(&[0x80; 8]);
+    over.push(0x00);
+    // As the length prefix.
+    assert_eq!(decode(&over, DEFAULT_MAX_PACKET_SIZE), Err(ProtocolError::VarintOverflow));
+    assert!(is_protocol(read_first(over.clone(), DEFAULT_MAX_PACKET_SIZE), &ProtocolError::VarintOverflow));
+    // As the tag, inside a body.
+    let mut body = over.clone();
+    body.extend_from_slice(&[0x02, 0x01]);
+    let mut bytes = varint(body.len() as u64);
+    bytes.extend_from_slice(&body);
+    assert_eq!(decode(&bytes, DEFAULT_MAX_PACKET_SIZE), Err(ProtocolError::VarintOverflow));
+    assert!(is_protocol(read_first(bytes, DEFAULT_MAX_PACKET_SIZE), &ProtocolError::VarintOverflow));
+    // Eleven bytes of padding are too long.
+    let mut long = vec![0x80; 10];
+    long.push(0x01);
+    assert_eq!(decode(&long, DEFAULT_MAX_PACKET_SIZE), Err(ProtocolError::VarintTooLong));
+}
+
+#[test]
+fn empty_and_truncated_headers() {
+    // 00: an empty frame.
+    assert_eq!(decode(&[0x00], DEFAULT_MAX_PACKET_SIZE), Err(ProtocolError::TruncatedHeader));
+    assert!(is_protocol(read_first(vec![0x00], DEFAULT_MAX_PACKET_SIZE), &ProtocolError::TruncatedHeader));
+    let truncated: &[&[u8]] = &[
+        &[0x01, 0x02],             // tag only
+        &[0x01, 0x82],             // half a tag
+        &[0x02, 0x02, 0x03],       // bits say channel and wire type follow; neither does
+        &[0x03, 0x02, 0x03, 0x05], // channel but no wire type
+        &[0x02, 0x02, 0x01],       // a response on a channel, without the channel
+    ];
+    for &bytes in truncated {
+        assert_eq!(decode(bytes, DEFAULT_MAX_PACKET_SIZE), Err(ProtocolError::TruncatedHeader), "{bytes:02x?}");
+        // Followed by more frames, the stream reader must not read into them.
+        let mut stream = bytes.to_vec();
+        stream.extend_from_slice(&frame(&Packet::eof()));
+        assert!(
+            is_protocol(read_first(stream, DEFAULT_MAX_PACKET_SIZE), &ProtocolError::TruncatedHeader),
+            "{bytes:02x?}"
+        );
+    }
+}
+
+#[test]
+fn flags_and_types_too_large_for_the_wire() {
+    assert!(Packet::request(0, 2, 0, MAX_REQUEST_FLAGS, Vec::new()).is_ok());
+    assert!(matches!(
+        Packet::request(0, 2, 0, MAX_REQUEST_FLAGS + 1, Vec::new()),
+        Err(Error::FlagsTooLarge { flags, max }) if flags == MAX_REQUEST_FLAGS + 1 && max == MAX_REQUEST_FLAGS
+    ));
+    assert!(matches!(
+        Packet::request(0, 2, 0, u64::MAX, Vec::new()),
+        Err(Error::FlagsTooLarge { flags: u64::MAX, max }) if max == MAX_REQUEST_FLAGS
+    ));
+    assert!(Packet::response(0, 2, true, MAX_RESPONSE_FLAGS, Vec::new()).is_ok());
+    assert!(matches!(
+        Packet::response(0, 2, true, MAX_RESPONSE_FLAGS + 1, Vec::new()),
+        Err(Error::FlagsTooLarge { flags, max }) if flags == MAX_RESPONSE_FLAGS + 1 && max == MAX_RESPONSE_FLAGS
+    ));
+    assert!(matches!(
+        Packet::response(0, 2, false, MAX_RESPONSE_FLAGS + 1, Vec::new()),
+        Err(Error::FlagsTooLarge { .. })
+    ));
+    assert_eq!(MAX_REQUEST_FLAGS, u64::MAX >> 2);
+    assert_eq!(MAX_RESPONSE_FLAGS, u64::MAX >> 3);
+    assert!(Packet::request(0, 2, MAX_RQ_TYPE, 0, Vec::new()).is_ok());
+    assert!(
+        matches!(Packet::request(0, 2, MAX_RQ_TYPE + 1, 0, Vec::new()), Err(Error::RqTypeTooLarge(t)) if t == u64::MAX)
+    );
+}
+
+#[test]
+fn decode_with_no_size_limit_does_not_panic() {
+    // With the limit lifted, a frame claiming u64::MAX bytes must still be
+    // "need more bytes" (or an error), never an arithmetic overflow.
+    let claim = varint(u64::MAX);
+    let result = std::panic::catch_unwind(|| decode(&claim, usize::MAX));
+    assert!(matches!(result, Ok(Ok(None)) | Ok(Err(_))), "decode panicked on a u64::MAX length with no limit");
+}
+
+#[test]
+fn leftover_bytes_are_given_back() {
+    let mut bytes = frame(&Packet::eof());
+    bytes.extend_from_slice(b"after");
+    let mut reader = PacketReader::new(Cursor::new(bytes), DEFAULT_MAX_PACKET_SIZE);
+    assert_eq!(reader.read_packet().unwrap(), Some(Packet::eof()));
+    let (_, rest) = reader.into_parts();
+    assert_eq!(rest, b"after");
+}
+
+#[test]
+fn encode_appends() {
+    let mut out = b"prefix".to_vec();
+    encode(&Packet::erq(), &mut out);
+    assert_eq!(out, b"prefix\x03\x01\x02\x00");
+    let mut header = Vec::new();
+    let packet = Packet::request(0, 2, 0, 0, b"hi".to_vec()).unwrap();
+    codec::encode_header(&packet, &mut header);
+    assert_eq!(header, [0x05, 0x02, 0x02, 0x01]);
+}

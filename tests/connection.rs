@@ -1,0 +1,1113 @@
+//! PacketConnection end to end: every scenario runs over pipes, a Unix
+//! socketpair and TCP on 127.0.0.1 (see the `over_all_transports!` list at
+//! the end). Every wait is bounded, and every scenario checks at its end that
+//! the connections left no thread running.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{
+    assert_no_threads, await_threads, close, close_both_ok, raw_pair, shuffle, start_close, transport_pair, within,
+    Kind, LONG,
+};
+use crossbeam_channel::{Receiver, Sender};
+use packetstream::{
+    Config, Error, Failure, Handler, Packet, PacketConnection, Pending, ProtocolError, Request, Response,
+    MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE,
+};
+
+/// Long enough for a wait that is meant to time out, short enough to keep
+/// the suite fast.
+const SHORT: Duration = Duration::from_millis(30);
+
+fn config(name: &str) -> Config {
+    Config::default().name(name)
+}
+
+/// A client (no handler) and a server answering with `handler`.
+fn pair(kind: Kind, id: u32, handler: impl Handler) -> (PacketConnection, PacketConnection) {
+    pair_with(kind, config(&kind.name(id, 'c')), config(&kind.name(id, 's')), handler)
+}
+
+fn pair_with(
+    kind: Kind,
+    client: Config,
+    server: Config,
+    handler: impl Handler,
+) -> (PacketConnection, PacketConnection) {
+    let (a, b) = transport_pair(kind);
+    let server = PacketConnection::with_handler(b, server, handler).expect("start server");
+    let client = PacketConnection::new(a, client).expect("start client");
+    (client, server)
+}
+
+fn echo(rq: Request) -> Vec<u8> {
+    rq.payload
+}
+
+/// What the test servers make of a request, computed independently on the
+/// checking side.
+fn transform(rq_type: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = payload.iter().rev().map(|b| b.wrapping_add(1)).collect();
+    out.extend_from_slice(rq_type.to_string().as_bytes());
+    out
+}
+
+fn transform_handler(rq: Request) -> (u64, Vec<u8>) {
+    (rq.flags ^ 0x5a, transform(rq.rq_type, &rq.payload))
+}
+
+fn wait(pending: &mut Pending) -> Result<Response, Error> {
+    pending.wait_timeout(LONG)
+}
+
+fn expect_ok(result: Result<Response, Error>, what: &str) -> Response {
+    match result {
+        Ok(response) => response,
+        Err(error) => panic!("{what}: expected an answer, got {error:?}"),
+    }
+}
+
+fn expect_failed(result: Result<Response, Error>, what: &str) -> Failure {
+    match result {
+        Err(Error::Failed(failure)) => failure,
+        other => panic!("{what}: expected Error::Failed, got {other:?}"),
+    }
+}
+
+/// An error that means "no answer will come": not a timeout, not the peer's
+/// refusal.
+fn expect_connection_error(result: Result<Response, Error>, what: &str) -> Error {
+    match result {
+        Err(error) if error.is_connection_error() => error,
+        other => panic!("{what}: expected a connection error, got {other:?}"),
+    }
+}
+
+/// A handler gate: handlers announce that they started and then block until
+/// the test opens the gate (or [`LONG`] passes, so nothing blocks forever).
+struct Gate {
+    started_tx: Sender<Request>,
+    started: Receiver<Request>,
+    open_tx: Option<Sender<()>>,
+    open_rx: Receiver<()>,
+}
+
+impl Gate {
+    fn new() -> Self {
+        let (started_tx, started) = crossbeam_channel::unbounded();
+        let (open_tx, open_rx) = crossbeam_channel::unbounded();
+        Gate { started_tx, started, open_tx: Some(open_tx), open_rx }
+    }
+
+    /// A handler that echoes after passing the gate.
+    fn echo_handler(&self) -> impl Handler {
+        let (started, open) = (self.started_tx.clone(), self.open_rx.clone());
+        move |rq: Request| {
+            let _ = started.send(rq.clone());
+            let _ = open.recv_timeout(LONG);
+            rq.payload
+        }
+    }
+
+    /// Waits until a handler has started, and returns its request.
+    fn wait_started(&self) -> Request {
+        self.started.recv_timeout(LONG).expect("a handler should have started")
+    }
+
+    /// Lets one handler through.
+    fn let_one_through(&self) {
+        self.open_tx.as_ref().expect("gate already opened for good").send(()).expect("gate open");
+    }
+
+    /// Lets every handler through, now and later.
+    fn open(&mut self) {
+        self.open_tx = None;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios. Each takes the transport kind and a test id that makes its
+// connection (and so thread) names unique.
+
+fn open_then_close(kind: Kind) {
+    let (client, server) = pair(kind, 1, echo);
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    assert_eq!(client.outstanding(), 0);
+    // The thread check below can see the connections' threads.
+    await_threads(&c, &["reader", "writer"]);
+    await_threads(&s, &["reader", "writer"]);
+    let (a, b) = close_both_ok(client, server);
+    assert!(a.exit_status().is_none() && b.exit_status().is_none());
+    assert!(a.unread().is_empty() && b.unread().is_empty());
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn sequential_calls(kind: Kind) {
+    let (client, server) = pair(kind, 2, transform_handler);
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    for i in 0..16u64 {
+        let payload = format!("call number {i}").into_bytes();
+        let answer = expect_ok(client.call_timeout(i % 5, i, payload.clone(), LONG), "sequential call");
+        assert_eq!(answer.flags, i ^ 0x5a);
+        assert_eq!(answer.payload, transform(i % 5, &payload));
+    }
+    assert_eq!(client.outstanding(), 0);
+    await_threads(&s, &["worker-0", "worker-3"]);
+    close_both_ok(client, server);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn pipelined_from_threads(kind: Kind) {
+    const THREADS: u64 = 4;
+    const EACH: u64 = 500;
+    let (client, server) = pair(kind, 3, transform_handler);
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    let client = Arc::new(client);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for t in 0..THREADS {
+        let (client, tx) = (Arc::clone(&client), tx.clone());
+        thread::spawn(move || {
+            let mut submitted = Vec::new();
+            for i in 0..EACH {
+                let n = t * EACH + i;
+                let payload = format!("t{t} i{i}").into_bytes();
+                let pending = client.submit(n % 7, n, payload.clone()).expect("submit");
+                submitted.push((n, payload, pending));
+            }
+            drop(client);
+            let _ = tx.send(submitted);
+        });
+    }
+    drop(tx);
+    let mut all = Vec::new();
+    for _ in 0..THREADS {
+        all.extend(rx.recv_timeout(LONG).expect("a submitting thread finished"));
+    }
+    assert_eq!(all.len() as u64, THREADS * EACH);
+    // Every request has its own tag, from 2 up on channel 0.
+    let mut tags: Vec<u64> = all.iter().map(|(_, _, p)| p.tag()).collect();
+    tags.sort_unstable();
+    tags.dedup();
+    assert_eq!(tags.len() as u64, THREADS * EACH);
+    assert!(tags[0] >= 2);
+    assert!(all.iter().all(|(_, _, p)| p.channel() == 0));
+
+    // Collect in an order unrelated to submission: reversed, then shuffled.
+    all.reverse();
+    shuffle(&mut all, 0x9e37_79b9_7f4a_7c15);
+    for (n, payload, mut pending) in all {
+        let answer = expect_ok(wait(&mut pending), "pipelined request");
+        assert_eq!(answer.flags, n ^ 0x5a, "request {n}");
+        assert_eq!(answer.payload, transform(n % 7, &payload), "request {n}");
+    }
+    assert_eq!(client.outstanding(), 0);
+    assert_eq!(client.stats().responses_in, THREADS * EACH);
+    assert_eq!(server.stats().requests_in, THREADS * EACH);
+    let client = Arc::try_unwrap(client).expect("the submitting threads have let go");
+    close_both_ok(client, server);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn large_payloads_round_trip(kind: Kind) {
+    let (client, server) = pair(kind, 33, transform_handler);
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    // Large payloads (past the writer's and the reader's buffers) mixed with
+    // small ones, all in flight at once.
+    let sizes = [100_000usize, 7, (1 << 20) + 12_345, 0, 40_000, 70_000, 1];
+    let pending: Vec<_> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let payload: Vec<u8> = (0..size).map(|j| (j % 251) as u8 ^ i as u8).collect();
+            let p = client.submit(i as u64, i as u64, payload.clone()).expect("submit");
+            (i as u64, payload, p)
+        })
+        .collect();
+    for (i, payload, mut p) in pending.into_iter().rev() {
+        let answer = expect_ok(wait(&mut p), "large request");
+        assert_eq!(answer.flags, i ^ 0x5a);
+        assert!(answer.payload == transform(i, &payload), "request {i} of {} bytes: wrong answer", payload.len());
+    }
+    close_both_ok(client, server);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn both_directions_at_once(kind: Kind) {
+    const EACH: u64 = 300;
+    let (a_name, b_name) = (kind.name(4, 'a'), kind.name(4, 'b'));
+    let (ta, tb) = transport_pair(kind);
+    let tagged = |side: u8| {
+        move |rq: Request| {
+            let mut out = vec![side];
+            out.extend_from_slice(&rq.payload);
+            (rq.flags + 1, out)
+        }
+    };
+    // Side a lingers for more packets before it flushes; side b does not.
+    let a_config = config(&a_name).packet_grace(Duration::from_millis(1));
+    let a = Arc::new(PacketConnection::with_handler(ta, a_config, tagged(b'A')).unwrap());
+    let b = Arc::new(PacketConnection::with_handler(tb, config(&b_name), tagged(b'B')).unwrap());
+    let (go_tx, go) = crossbeam_channel::bounded::<()>(0);
+    let (done_tx, done) = crossbeam_channel::unbounded();
+    for (me, peer_letter, conn) in [('a', b'B', Arc::clone(&a)), ('b', b'A', Arc::clone(&b))] {
+        let (go, done_tx) = (go.clone(), done_tx.clone());
+        thread::spawn(move || {
+            // Both start together, so both readers carry requests and
+            // responses interleaved.
+            let _ = go.recv_timeout(LONG);
+            let result = (|| -> Result<(), String> {
+                let mut pending = Vec::new();
+                for i in 0..EACH {
+                    let payload = format!("{me}{i}").into_bytes();
+                    pending.push((i, payload.clone(), conn.submit(0, i, payload).map_err(|e| e.to_string())?));
+                }
+                pending.reverse();
+                for (i, payload, mut p) in pending {
+                    let answer = p.wait_timeout(LONG).map_err(|e| format!("{me} request {i}: {e}"))?;
+                    let mut expected = vec![peer_letter];
+                    expected.extend_from_slice(&payload);
+                    if answer.flags != i + 1 || answer.payload != expected {
+                        return Err(format!("{me} request {i}: wrong answer {answer:?}"));
+                    }
+                }
+                Ok(())
+            })();
+            drop(conn);
+            let _ = done_tx.send(result);
+        });
+    }
+    drop(go_tx); // disconnecting starts both at once
+    for _ in 0..2 {
+        done.recv_timeout(LONG).expect("a side finished").expect("a side's requests were answered");
+    }
+    assert_eq!(a.stats().requests_in, EACH);
+    assert_eq!(b.stats().requests_in, EACH);
+    assert_eq!(a.stats().responses_in, EACH);
+    assert_eq!(b.stats().responses_in, EACH);
+    let a = Arc::try_unwrap(a).expect("side a released");
+    let b = Arc::try_unwrap(b).expect("side b released");
+    close_both_ok(a, b);
+    assert_no_threads(&a_name);
+    assert_no_threads(&b_name);
+}
+
+fn handler_errors_and_panics(kind: Kind) {
+    // One worker: the requests after a panic are served by the same thread.
+    let (client, server) = pair_with(
+        kind,
+        config(&kind.name(5, 'c')),
+        config(&kind.name(5, 's')).workers(1),
+        |rq: Request| -> Result<Vec<u8>, String> {
+            let text = String::from_utf8(rq.payload.clone()).unwrap();
+            match rq.rq_type {
+                0 => Ok(rq.payload),
+                1 => Err(format!("no good: {text}")),
+                _ => panic!("boom {text}"),
+            }
+        },
+    );
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    let kinds = [0, 1, 0, 2, 0, 1, 2, 2, 0, 0, 1, 0];
+    let pending: Vec<_> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &rq_type)| (i, rq_type, client.submit(rq_type, 0, format!("r{i}")).expect("submit")))
+        .collect();
+    for (i, rq_type, mut p) in pending {
+        let result = wait(&mut p);
+        match rq_type {
+            0 => assert_eq!(expect_ok(result, "good request").payload, format!("r{i}").as_bytes()),
+            1 => {
+                let failure = expect_failed(result, "handler error");
+                assert_eq!(failure.flags, 0);
+                assert_eq!(failure.text(), format!("no good: r{i}"));
+            }
+            _ => {
+                let failure = expect_failed(result, "handler panic");
+                assert_eq!(failure.flags, 0);
+                let text = failure.text();
+                assert!(text.starts_with("handler panicked"), "{text}");
+                assert!(text.contains(&format!("boom r{i}")), "{text}");
+            }
+        }
+    }
+    // The connection and its one worker are still fine.
+    assert_eq!(expect_ok(client.call_timeout(0, 0, b"after".to_vec(), LONG), "after panics").payload, b"after");
+    close_both_ok(client, server);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn failure_with_flags(kind: Kind) {
+    let (client, server) = pair(kind, 6, |rq: Request| -> Result<Response, Failure> {
+        match rq.rq_type {
+            0 => Err(Failure::with_flags(rq.flags, rq.payload)),
+            1 => Err(Failure::new("plain")),
+            _ => Ok(Response { flags: rq.flags, payload: rq.payload }),
+        }
+    });
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    let failure = expect_failed(client.call_timeout(0, 77, b"\x00\xffbytes".to_vec(), LONG), "with_flags");
+    assert_eq!(failure, Failure::with_flags(77, b"\x00\xffbytes".to_vec()));
+    let err = client.call_timeout(0, MAX_RESPONSE_FLAGS, Vec::new(), LONG).unwrap_err();
+    assert_eq!(err.failure().map(|f| f.flags), Some(MAX_RESPONSE_FLAGS));
+    let failure = expect_failed(client.call_timeout(1, 5, Vec::new(), LONG), "plain");
+    assert_eq!((failure.flags, failure.text().into_owned()), (0, "plain".to_owned()));
+    let ok = expect_ok(client.call_timeout(2, 9, b"fine".to_vec(), LONG), "ok");
+    assert_eq!(ok, Response { flags: 9, payload: b"fine".to_vec() });
+    close_both_ok(client, server);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+/// Starts a pair whose server uses `handler`, makes one call, closes both.
+fn one_answer(kind: Kind, id: u32, handler: impl Handler) -> Result<Response, Error> {
+    let (client, server) = pair(kind, id, handler);
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    let result = client.call_timeout(0, 0, b"in".to_vec(), LONG);
+    close_both_ok(client, server);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+    result
+}
+
+fn handler_return_conversions(kind: Kind) {
+    let id = 7;
+    let r = |flags: u64, payload: &[u8]| Response { flags, payload: payload.to_vec() };
+    assert_eq!(one_answer(kind, id, |_: Request| {}).unwrap(), r(0, b""));
+    assert_eq!(one_answer(kind, id, |_: Request| 42u64).unwrap(), r(42, b""));
+    assert_eq!(one_answer(kind, id, |rq: Request| [rq.payload, b"!".to_vec()].concat()).unwrap(), r(0, b"in!"));
+    assert_eq!(one_answer(kind, id, |_: Request| &b"slice"[..]).unwrap(), r(0, b"slice"));
+    assert_eq!(one_answer(kind, id, |_: Request| "a str").unwrap(), r(0, b"a str"));
+    assert_eq!(one_answer(kind, id, |_: Request| String::from("a string")).unwrap(), r(0, b"a string"));
+    assert_eq!(one_answer(kind, id, |_: Request| (3u64, b"pair".to_vec())).unwrap(), r(3, b"pair"));
+    assert_eq!(one_answer(kind, id, |_: Request| -> Result<u64, String> { Ok(8) }).unwrap(), r(8, b""));
+    let io_error = |_: Request| -> Result<(), std::io::Error> { Err(std::io::Error::other("disk on fire")) };
+    let failure = expect_failed(one_answer(kind, id, io_error), "io error");
+    assert_eq!((failure.flags, failure.text().into_owned()), (0, "disk on fire".to_owned()));
+    let failure = expect_failed(one_answer(kind, id, |_: Request| -> Result<(), &str> { Err("nope") }), "&str");
+    assert_eq!(failure.text(), "nope");
+    // Flags that cannot travel in a response fail the request instead.
+    let failure = expect_failed(one_answer(kind, id, |_: Request| u64::MAX), "flags too large");
+    assert!(failure.text().starts_with("handler's answer does not fit"), "{:?}", failure.text());
+}
+
+fn refused_after_peer_erq(kind: Kind) {
+    let name = kind.name(8, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let conn = PacketConnection::with_handler(transport, config(&name), echo).unwrap();
+    raw.send(&Packet::request(0, 2, 0, 0, b"before".to_vec()).unwrap());
+    assert_eq!(raw.recv(), Packet::response(0, 2, true, 0, b"before".to_vec()).unwrap());
+    raw.send(&Packet::erq());
+    raw.send(&Packet::request(0, 3, 0, 0, b"after".to_vec()).unwrap());
+    assert_eq!(raw.recv(), Packet::response(0, 3, false, 0, b"requests no longer allowed".to_vec()).unwrap());
+    // The peer's ERQ ends its requests, not ours.
+    let mut pending = conn.submit(4, 6, b"ours".to_vec()).unwrap();
+    let request = raw.recv();
+    assert_eq!(request, Packet::request(0, 2, 4, 6, b"ours".to_vec()).unwrap());
+    raw.send(&Packet::response(0, 2, true, 1, b"answered".to_vec()).unwrap());
+    assert_eq!(expect_ok(wait(&mut pending), "our request"), Response { flags: 1, payload: b"answered".to_vec() });
+    // A clean close on the wire: ERQ, EOF; then the peer's EOF ends it.
+    let closing = start_close(conn);
+    assert_eq!(raw.recv(), Packet::erq());
+    assert_eq!(raw.recv(), Packet::eof());
+    raw.send(&Packet::eof());
+    closing.result().expect("clean close");
+    raw.recv_end();
+    assert_no_threads(&name);
+}
+
+fn refused_tag_in_use(kind: Kind) {
+    let name = kind.name(9, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let mut gate = Gate::new();
+    let conn = PacketConnection::with_handler(transport, config(&name), gate.echo_handler()).unwrap();
+    raw.send(&Packet::request(0, 7, 0, 0, b"first".to_vec()).unwrap());
+    assert_eq!(gate.wait_started().payload, b"first");
+    // Tag 7 is being served: a second request with it is refused at once.
+    raw.send(&Packet::request(0, 7, 0, 0, b"second".to_vec()).unwrap());
+    assert_eq!(raw.recv(), Packet::response(0, 7, false, 0, b"channel 0: tag already in use: 7".to_vec()).unwrap());
+    gate.let_one_through();
+    assert_eq!(raw.recv(), Packet::response(0, 7, true, 0, b"first".to_vec()).unwrap());
+    // Once answered, the tag may be used again.
+    gate.open();
+    raw.send(&Packet::request(0, 7, 0, 0, b"third".to_vec()).unwrap());
+    assert_eq!(raw.recv(), Packet::response(0, 7, true, 0, b"third".to_vec()).unwrap());
+    raw.send(&Packet::eof());
+    close(conn).expect("close");
+    assert_no_threads(&name);
+}
+
+fn refused_unknown_channel(kind: Kind) {
+    let name = kind.name(10, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let conn = PacketConnection::with_handler(transport, config(&name).serve_channel(7), echo).unwrap();
+    raw.send(&Packet::request(5, 0, 0, 0, b"five".to_vec()).unwrap());
+    assert_eq!(raw.recv(), Packet::response(5, 0, false, 0, b"unknown channel 5".to_vec()).unwrap());
+    raw.send(&Packet::request(7, 0, 0, 0, b"seven".to_vec()).unwrap());
+    assert_eq!(raw.recv(), Packet::response(7, 0, true, 0, b"seven".to_vec()).unwrap());
+    raw.send(&Packet::request(0, 2, 0, 0, b"zero".to_vec()).unwrap());
+    assert_eq!(raw.recv(), Packet::response(0, 2, true, 0, b"zero".to_vec()).unwrap());
+    raw.send(&Packet::eof());
+    close(conn).expect("close");
+    assert_no_threads(&name);
+}
+
+fn refused_no_handler(kind: Kind) {
+    let name = kind.name(11, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let conn = PacketConnection::new(transport, config(&name)).unwrap();
+    for tag in [2, 3] {
+        raw.send(&Packet::request(0, tag, 3, 4, b"anyone?".to_vec()).unwrap());
+        assert_eq!(raw.recv(), Packet::response(0, tag, false, 0, b"no request handler".to_vec()).unwrap());
+    }
+    // The reader counts a refusal just after queueing it, so only the first
+    // is certainly counted by now.
+    let stats = conn.stats();
+    assert_eq!(stats.requests_in, 2);
+    assert!(stats.responses_out >= 1, "{stats:?}");
+    raw.send(&Packet::eof());
+    close(conn).expect("close");
+    assert_no_threads(&name);
+}
+
+fn tags_per_channel(kind: Kind) {
+    let name = kind.name(12, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let conn = PacketConnection::new(transport, config(&name)).unwrap();
+    let mut pending = Vec::new();
+    for (channel, i) in [(0, 0u64), (0, 1), (5, 2), (0, 3), (5, 4), (9, 5)] {
+        let p = conn.submit_on(channel, i, i * 3, format!("q{i}")).unwrap();
+        pending.push(p);
+    }
+    let tags: Vec<(u64, u64)> = pending.iter().map(|p| (p.channel(), p.tag())).collect();
+    assert_eq!(tags, [(0, 2), (0, 3), (5, 0), (0, 4), (5, 1), (9, 0)]);
+    let mut requests = Vec::new();
+    for (i, &(channel, tag)) in tags.iter().enumerate() {
+        let i = i as u64;
+        let request = raw.recv();
+        assert_eq!(request, Packet::request(channel, tag, i, i * 3, format!("q{i}").into_bytes()).unwrap());
+        requests.push(request);
+    }
+    assert_eq!(conn.outstanding(), 6);
+    // A response to a tag never issued is ignored.
+    raw.send(&Packet::response(0, 99, true, 0, b"stray".to_vec()).unwrap());
+    raw.send(&Packet::response(5, 2, true, 0, b"stray".to_vec()).unwrap());
+    // Answer in reverse order, each with its own flags and payload.
+    for request in requests.iter().rev() {
+        let payload = [b"re:".as_slice(), request.payload()].concat();
+        raw.send(&Packet::response(request.channel(), request.tag(), true, request.tag() + 100, payload).unwrap());
+    }
+    for (i, mut p) in pending.into_iter().enumerate() {
+        let answer = expect_ok(wait(&mut p), "tagged request");
+        assert_eq!(answer.flags, p.tag() + 100);
+        assert_eq!(answer.payload, format!("re:q{i}").into_bytes());
+    }
+    assert_eq!(conn.outstanding(), 0);
+    // Tags are not reused.
+    let p = conn.submit_on(5, 0, 0, Vec::new()).unwrap();
+    assert_eq!((p.channel(), p.tag()), (5, 2));
+    drop(p);
+    let p = conn.submit(0, 0, Vec::new()).unwrap();
+    assert_eq!((p.channel(), p.tag()), (0, 5));
+    drop(p);
+    raw.send(&Packet::eof());
+    close(conn).expect("close");
+    assert_no_threads(&name);
+}
+
+fn peer_dies_mid_request(kind: Kind) {
+    let name = kind.name(13, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let conn = Arc::new(PacketConnection::new(transport, config(&name)).unwrap());
+    // Three callers, each on its own thread, each waiting for its answer.
+    let (result_tx, results) = crossbeam_channel::unbounded();
+    let (submitted_tx, submitted) = crossbeam_channel::unbounded();
+    for i in 0..3u8 {
+        let (conn, result_tx, submitted_tx) = (Arc::clone(&conn), result_tx.clone(), submitted_tx.clone());
+        thread::spawn(move || {
+            let mut pending = conn.submit(0, 0, vec![i]).expect("submit");
+            drop(conn);
+            let _ = submitted_tx.send(());
+            let _ = result_tx.send(pending.wait_timeout(Duration::from_secs(5)));
+        });
+    }
+    for _ in 0..3 {
+        submitted.recv_timeout(LONG).expect("submitted");
+        raw.recv();
+    }
+    raw.hang_up();
+    for _ in 0..3 {
+        let result = results.recv_timeout(LONG).expect("a caller returned");
+        expect_connection_error(result, "caller when the peer died");
+    }
+    // The connection knows it has ended.
+    let ended = conn.join_recv_timeout(LONG);
+    assert!(!matches!(ended, Err(Error::Timeout)), "{ended:?}");
+    let refused = conn.submit_timeout(0, 0, 0, Vec::new(), LONG);
+    assert!(matches!(refused, Err(ref e) if e.is_connection_error()), "{refused:?}");
+    let conn = Arc::try_unwrap(conn).expect("callers let go");
+    let _ = close(conn);
+    assert_no_threads(&name);
+}
+
+fn peer_eof_fails_waiting_requests(kind: Kind) {
+    let name = kind.name(30, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let conn = PacketConnection::new(transport, config(&name)).unwrap();
+    let mut pending = conn.submit(0, 0, b"unanswered".to_vec()).unwrap();
+    raw.recv();
+    // The peer says EOF but keeps its stream open.
+    raw.send(&Packet::eof());
+    assert!(matches!(wait(&mut pending), Err(Error::Closed)));
+    assert!(matches!(conn.join_recv_timeout(LONG), Ok(())));
+    assert!(matches!(conn.submit_timeout(0, 0, 0, Vec::new(), LONG), Err(Error::Closed)));
+    assert_eq!(conn.outstanding(), 0);
+    let closing = start_close(conn);
+    assert_eq!(raw.recv(), Packet::erq());
+    assert_eq!(raw.recv(), Packet::eof());
+    closing.result().expect("clean close after the peer's EOF");
+    assert_no_threads(&name);
+}
+
+fn too_many_incoming_ends_connection(kind: Kind) {
+    let name = kind.name(31, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let mut gate = Gate::new();
+    let conn = PacketConnection::with_handler(transport, config(&name).max_incoming(2), gate.echo_handler()).unwrap();
+    raw.send(&Packet::request(0, 2, 0, 0, b"one".to_vec()).unwrap());
+    raw.send(&Packet::request(0, 3, 0, 0, b"two".to_vec()).unwrap());
+    gate.wait_started();
+    gate.wait_started();
+    raw.send(&Packet::request(0, 4, 0, 0, b"three".to_vec()).unwrap());
+    let ended = conn.join_recv_timeout(LONG);
+    assert!(matches!(ended, Err(Error::Protocol(ProtocolError::TooManyIncoming { limit: 2 }))), "{ended:?}");
+    gate.open();
+    let closed = close(conn);
+    assert!(matches!(closed, Err(Error::Protocol(ProtocolError::TooManyIncoming { .. }))), "{closed:?}");
+    assert_no_threads(&name);
+}
+
+fn malformed_control_packet_ends_connection(kind: Kind) {
+    let name = kind.name(14, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let conn = PacketConnection::new(transport, config(&name)).unwrap();
+    let mut pending = conn.submit(0, 0, Vec::new()).unwrap();
+    raw.recv();
+    // Wire type 0 with tag 5: neither EOF nor ERQ.
+    raw.send_bytes(&[0x03, 0x05, 0x02, 0x00]);
+    let expected = ProtocolError::BadControlPacket { channel: 0, tag: 5 };
+    assert!(matches!(wait(&mut pending), Err(Error::Protocol(ref e)) if *e == expected));
+    assert!(matches!(conn.join_recv_timeout(LONG), Err(Error::Protocol(ref e)) if *e == expected));
+    let closed = close(conn);
+    assert!(matches!(closed, Err(Error::Protocol(ref e)) if *e == expected), "{closed:?}");
+    assert_no_threads(&name);
+}
+
+fn oversized_packet_ends_connection(kind: Kind) {
+    let name = kind.name(15, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let conn = PacketConnection::new(transport, config(&name).max_packet_size(64)).unwrap();
+    let mut pending = conn.submit(0, 0, Vec::new()).unwrap();
+    let request = raw.recv();
+    raw.send(&Packet::response(0, request.tag(), true, 0, vec![1u8; 100]).unwrap());
+    let result = wait(&mut pending);
+    assert!(matches!(result, Err(Error::Protocol(ProtocolError::PacketTooLarge { len: 102, max: 64 }))), "{result:?}");
+    let _ = close(conn);
+    assert_no_threads(&name);
+}
+
+fn close_waits_for_running_handlers(kind: Kind) {
+    let name = kind.name(16, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let mut gate = Gate::new();
+    let conn = PacketConnection::with_handler(transport, config(&name), gate.echo_handler()).unwrap();
+    raw.send(&Packet::request(0, 2, 0, 0, b"slow".to_vec()).unwrap());
+    gate.wait_started();
+    let closing = start_close(conn);
+    // Close says ERQ at once, but holds EOF back until the handler answers.
+    assert_eq!(raw.recv(), Packet::erq());
+    assert_eq!(raw.recv_within(SHORT), None, "nothing else may be sent while the handler runs");
+    gate.open();
+    assert_eq!(raw.recv(), Packet::response(0, 2, true, 0, b"slow".to_vec()).unwrap());
+    assert_eq!(raw.recv(), Packet::eof());
+    raw.send(&Packet::eof());
+    closing.result().expect("clean close");
+    assert_no_threads(&name);
+}
+
+fn close_server_with_handler_blocked(kind: Kind) {
+    let mut gate = Gate::new();
+    let (client, server) = pair_with(
+        kind,
+        config(&kind.name(17, 'c')),
+        config(&kind.name(17, 's')).close_timeout(Duration::from_millis(200)),
+        gate.echo_handler(),
+    );
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    let mut pending = client.submit(0, 0, b"stuck".to_vec()).unwrap();
+    gate.wait_started();
+    let closed = close(server);
+    match closed {
+        Err(Error::CloseTimeout(what)) => assert!(what.contains(&format!("{s}-worker-")), "{what}"),
+        other => panic!("closing with a handler stuck: expected CloseTimeout, got {other:?}"),
+    }
+    // The caller learns that no answer will come.
+    expect_connection_error(wait(&mut pending), "caller of a closed server");
+    gate.open();
+    let _ = close(client);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn close_client_with_request_in_flight(kind: Kind) {
+    let mut gate = Gate::new();
+    let (client, server) = pair_with(
+        kind,
+        config(&kind.name(18, 'c')).close_timeout(Duration::from_millis(200)),
+        config(&kind.name(18, 's')),
+        gate.echo_handler(),
+    );
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    let client = Arc::new(client);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let (released_tx, released) = crossbeam_channel::bounded(1);
+    {
+        let client = Arc::clone(&client);
+        thread::spawn(move || {
+            let mut pending = client.submit(0, 0, b"in flight".to_vec()).expect("submit");
+            drop(client);
+            let _ = released_tx.send(());
+            let _ = tx.send(pending.wait_timeout(LONG));
+        });
+    }
+    gate.wait_started();
+    released.recv_timeout(LONG).expect("the caller let go of its handle");
+    let client = Arc::try_unwrap(client).expect("only this handle is left");
+    let _ = close(client);
+    expect_connection_error(rx.recv_timeout(LONG).expect("the caller returned"), "caller of a closed client");
+    gate.open();
+    let _ = close(server);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn drop_without_close(kind: Kind) {
+    let (client, server) = pair(kind, 19, echo);
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    assert_eq!(expect_ok(client.call_timeout(0, 0, b"x".to_vec(), LONG), "call").payload, b"x");
+    // Dropped at the same time, each waits for the other's EOF.
+    let (done_tx, done) = crossbeam_channel::unbounded();
+    for conn in [client, server] {
+        let done_tx = done_tx.clone();
+        thread::spawn(move || {
+            drop(conn);
+            let _ = done_tx.send(());
+        });
+    }
+    for _ in 0..2 {
+        done.recv_timeout(LONG).expect("drop returned");
+    }
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn drop_one_after_the_other(kind: Kind) {
+    // The worst order: the first drop waits for an EOF the second has not
+    // sent yet, until its close timeout.
+    let quick = Duration::from_millis(200);
+    let (client, server) = pair_with(
+        kind,
+        config(&kind.name(20, 'c')).close_timeout(quick),
+        config(&kind.name(20, 's')).close_timeout(quick),
+        echo,
+    );
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    assert_eq!(expect_ok(client.call_timeout(0, 0, b"x".to_vec(), LONG), "call").payload, b"x");
+    within(LONG, "dropping both", move || {
+        drop(client);
+        drop(server);
+    });
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn wait_try_wait_and_cancel(kind: Kind) {
+    let mut gate = Gate::new();
+    let (client, server) = pair(kind, 21, gate.echo_handler());
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+
+    let mut pending = client.submit(0, 0, b"one".to_vec()).unwrap();
+    gate.wait_started();
+    assert!(pending.try_wait().is_none());
+    assert!(!pending.is_ready());
+    assert!(matches!(pending.wait_timeout(SHORT), Err(Error::Timeout)));
+    assert!(matches!(pending.wait_deadline(Instant::now() + SHORT), Err(Error::Timeout)));
+    assert_eq!(client.outstanding(), 1, "a timed-out wait leaves the request in flight");
+    gate.let_one_through();
+    assert_eq!(expect_ok(wait(&mut pending), "after the gate").payload, b"one");
+    assert!(matches!(pending.try_wait(), Some(Err(Error::AlreadyTaken))));
+    assert!(matches!(pending.wait_timeout(SHORT), Err(Error::AlreadyTaken)));
+    drop(pending);
+
+    // try_wait picks up an answer that has arrived.
+    let mut pending = client.submit(0, 0, b"two".to_vec()).unwrap();
+    gate.wait_started();
+    gate.let_one_through();
+    let deadline = Instant::now() + LONG;
+    let answer = loop {
+        if let Some(result) = pending.try_wait() {
+            break result;
+        }
+        assert!(Instant::now() < deadline, "no answer within {LONG:?}");
+        thread::yield_now();
+    };
+    assert_eq!(expect_ok(answer, "try_wait").payload, b"two");
+
+    // Cancel frees the tag at once; the late answer is dropped quietly.
+    let pending = client.submit(0, 0, b"three".to_vec()).unwrap();
+    gate.wait_started();
+    assert_eq!(client.outstanding(), 1);
+    pending.cancel();
+    assert_eq!(client.outstanding(), 0);
+    // Dropping a handle cancels too.
+    drop(client.submit(0, 0, b"four".to_vec()).unwrap());
+    gate.wait_started();
+    assert_eq!(client.outstanding(), 0);
+    gate.open();
+    assert_eq!(expect_ok(client.call_timeout(0, 0, b"five".to_vec(), LONG), "after cancel").payload, b"five");
+    assert_eq!(client.outstanding(), 0);
+    close_both_ok(client, server);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn submit_timeout_on_full_queue(kind: Kind) {
+    let name = kind.name(22, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let conn = Arc::new(PacketConnection::new(transport, config(&name).send_queue(1)).unwrap());
+    // A payload larger than every buffer between us and a peer that does not
+    // read: whoever writes it blocks in the middle of it. Submitted from a
+    // helper thread, in case the submitting thread is the one that writes.
+    let (big_tx, big) = crossbeam_channel::bounded(1);
+    {
+        let conn = Arc::clone(&conn);
+        thread::spawn(move || {
+            let pending = conn.submit(0, 0, vec![0u8; 64 << 20]);
+            drop(conn);
+            let _ = big_tx.send(pending);
+        });
+    }
+    // Small requests go through until the stream is stuck behind the big
+    // one and the queue (one packet) is full; then a timed submit gives up.
+    let mut queued = Vec::new();
+    let deadline = Instant::now() + LONG;
+    loop {
+        assert!(Instant::now() < deadline, "the send queue never filled up");
+        match conn.submit_timeout(0, 0, 0, b"small".to_vec(), SHORT) {
+            Ok(pending) => queued.push(pending),
+            Err(Error::Timeout) => break,
+            Err(error) => panic!("submit_timeout: expected Ok or Timeout, got {error:?}"),
+        }
+    }
+    let started = Instant::now();
+    let refused = conn.submit_timeout(0, 0, 0, b"no room".to_vec(), SHORT);
+    assert!(matches!(refused, Err(Error::Timeout)), "{refused:?}");
+    assert!(started.elapsed() >= SHORT);
+    let refused = conn.call_timeout(0, 0, b"no room either".to_vec(), SHORT);
+    assert!(matches!(refused, Err(Error::Timeout)), "{refused:?}");
+    assert_eq!(conn.outstanding(), queued.len() + 1, "timed-out submits leave nothing behind");
+    assert!(conn.stats().requests_out >= queued.len() as u64);
+    // The peer goes away: the blocked write fails, and every request with it.
+    raw.hang_up();
+    match big.recv_timeout(LONG).expect("the big submit returned") {
+        Ok(mut pending) => {
+            expect_connection_error(wait(&mut pending), "big request");
+        }
+        Err(error) => assert!(error.is_connection_error(), "big submit: {error:?}"),
+    }
+    for mut pending in queued {
+        expect_connection_error(wait(&mut pending), "queued request");
+    }
+    let conn = Arc::try_unwrap(conn).expect("the helper let go");
+    let _ = close(conn);
+    assert_no_threads(&name);
+}
+
+fn submit_timeout_bounded_when_peer_stalls(kind: Kind) {
+    // A peer that reads nothing, and one large request to it: submit_timeout
+    // may queue it or give up, but must return within its timeout (give or
+    // take scheduling), not wait for the peer to read.
+    let name = kind.name(32, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let conn = Arc::new(PacketConnection::new(transport, config(&name)).unwrap());
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    {
+        let conn = Arc::clone(&conn);
+        thread::spawn(move || {
+            let result = conn.submit_timeout(0, 0, 0, vec![0u8; 64 << 20], SHORT);
+            drop(conn);
+            let _ = tx.send(result);
+        });
+    }
+    let outcome = rx.recv_timeout(Duration::from_secs(5));
+    // Let a stuck submit go before judging, so that nothing is left behind.
+    raw.hang_up();
+    let result = match outcome {
+        Ok(result) => result,
+        Err(_) => {
+            let late = rx.recv_timeout(LONG);
+            panic!("submit_timeout({SHORT:?}) of a large request still blocked after 5 s (then: {late:?})");
+        }
+    };
+    match result {
+        Ok(mut pending) => {
+            expect_connection_error(wait(&mut pending), "large request after the peer hung up");
+        }
+        Err(error) => assert!(matches!(error, Error::Timeout), "{error:?}"),
+    }
+    let conn = Arc::try_unwrap(conn).expect("the helper let go");
+    let _ = close(conn);
+    assert_no_threads(&name);
+}
+
+fn call_timeout_cancels(kind: Kind) {
+    let mut gate = Gate::new();
+    let (client, server) = pair(kind, 23, gate.echo_handler());
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    let started = Instant::now();
+    let result = client.call_timeout(0, 0, b"slow".to_vec(), SHORT);
+    assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
+    assert!(started.elapsed() >= SHORT);
+    gate.wait_started();
+    assert_eq!(client.outstanding(), 0, "a timed-out call is cancelled");
+    gate.open();
+    assert_eq!(expect_ok(client.call_timeout(0, 0, b"quick".to_vec(), LONG), "next call").payload, b"quick");
+    close_both_ok(client, server);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn end_requests_stops_new_requests_only(kind: Kind) {
+    let mut gate = Gate::new();
+    let (a_name, b_name) = (kind.name(24, 'a'), kind.name(24, 'b'));
+    let (ta, tb) = transport_pair(kind);
+    let a =
+        PacketConnection::with_handler(ta, config(&a_name), |rq: Request| [b"a:", &rq.payload[..]].concat()).unwrap();
+    let b = PacketConnection::with_handler(tb, config(&b_name), gate.echo_handler()).unwrap();
+    let mut in_flight = a.submit(0, 0, b"before".to_vec()).unwrap();
+    gate.wait_started();
+    a.end_requests().expect("end_requests");
+    assert!(matches!(a.submit(0, 0, Vec::new()), Err(Error::Closed)));
+    assert!(matches!(a.call_timeout(0, 0, Vec::new(), LONG), Err(Error::Closed)));
+    assert!(matches!(a.submit_on(3, 0, 0, Vec::new()), Err(Error::Closed)));
+    // What was in flight is still answered, and the peer may still ask.
+    gate.open();
+    assert_eq!(expect_ok(wait(&mut in_flight), "in flight").payload, b"before");
+    assert_eq!(expect_ok(b.call_timeout(0, 0, b"b asks".to_vec(), LONG), "peer's call").payload, b"a:b asks");
+    close_both_ok(a, b);
+    assert_no_threads(&a_name);
+    assert_no_threads(&b_name);
+}
+
+fn join_recv_waits_for_peer_eof(kind: Kind) {
+    let (client, server) = pair(kind, 25, echo);
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    assert!(matches!(server.join_recv_timeout(SHORT), Err(Error::Timeout)));
+    let server = Arc::new(server);
+    let (tx, joined) = crossbeam_channel::bounded(1);
+    {
+        let server = Arc::clone(&server);
+        thread::spawn(move || {
+            let result = server.join_recv();
+            drop(server);
+            let _ = tx.send(result);
+        });
+    }
+    assert!(matches!(joined.recv_timeout(SHORT), Err(crossbeam_channel::RecvTimeoutError::Timeout)));
+    let closing = start_close(client);
+    joined.recv_timeout(LONG).expect("join_recv returned").expect("a clean end");
+    assert!(matches!(server.join_recv_timeout(SHORT), Ok(())), "again, at once");
+    let server = Arc::try_unwrap(server).expect("the joining thread let go");
+    close(server).expect("server close");
+    closing.result().expect("client close");
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn stats_count_traffic(kind: Kind) {
+    const CALLS: u64 = 16;
+    let (client, server) =
+        pair_with(kind, config(&kind.name(26, 'c')), config(&kind.name(26, 's')).workers(1), transform_handler);
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    let fresh = client.stats();
+    assert_eq!((fresh.requests_out, fresh.responses_in, fresh.packets_in, fresh.bytes_in), (0, 0, 0, 0));
+    let payload = b"0123456789".to_vec();
+    let request_len = packetstream::codec::encoded_len(&Packet::request(0, 2, 1, 0, payload.clone()).unwrap());
+    for i in 0..CALLS {
+        expect_ok(client.call_timeout(1, 0, payload.clone(), LONG), &format!("call {i}"));
+    }
+    let cs = client.stats();
+    let ss = server.stats();
+    assert_eq!(cs.requests_out, CALLS);
+    assert_eq!(cs.responses_in, CALLS);
+    assert_eq!((cs.requests_in, cs.responses_out), (0, 0));
+    assert!(cs.packets_in >= CALLS);
+    // The writer counts after each write returns; every batch but the last
+    // has certainly been counted by the time the last answer is back.
+    assert!(cs.packets_out >= CALLS, "{cs:?}");
+    assert!(cs.bytes_out >= (CALLS - 1) * request_len as u64, "{cs:?}");
+    assert!(cs.write_calls >= CALLS - 1, "{cs:?}");
+    let response = Packet::response(0, 2, true, 0x5a, transform(1, &payload)).unwrap();
+    assert!(cs.bytes_in >= CALLS * packetstream::codec::encoded_len(&response) as u64, "{cs:?}");
+    assert_eq!(ss.requests_in, CALLS);
+    assert_eq!(ss.responses_in, 0);
+    assert!(ss.bytes_in >= CALLS * request_len as u64, "{ss:?}");
+    assert!(ss.responses_out >= CALLS - 1 && ss.responses_out <= CALLS, "{ss:?}");
+    close_both_ok(client, server);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+fn streams_given_back_after_close(kind: Kind) {
+    let (client, server) = pair(kind, 27, echo);
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    assert_eq!(expect_ok(client.call_timeout(0, 0, b"x".to_vec(), LONG), "call").payload, b"x");
+    let (a, b) = close_both_ok(client, server);
+    match kind {
+        Kind::Pipe => {
+            use std::io::{PipeReader, PipeWriter};
+            let (a_read, a_write) = a.into_streams::<PipeReader, PipeWriter>().expect("pipes back");
+            let (b_read, b_write) = b.into_streams::<PipeReader, PipeWriter>().expect("pipes back");
+            still_connected(a_read, a_write, b_read, b_write);
+        }
+        Kind::Unix => {
+            use std::os::unix::net::UnixStream;
+            let (a_read, a_write) = a.into_streams::<UnixStream, UnixStream>().expect("sockets back");
+            let (b_read, b_write) = b.into_streams::<UnixStream, UnixStream>().expect("sockets back");
+            still_connected(a_read, a_write, b_read, b_write);
+        }
+        Kind::Tcp => {
+            use std::net::TcpStream;
+            let (a_read, a_write) = a.into_streams::<TcpStream, TcpStream>().expect("sockets back");
+            let (b_read, b_write) = b.into_streams::<TcpStream, TcpStream>().expect("sockets back");
+            still_connected(a_read, a_write, b_read, b_write);
+        }
+    }
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+    // Asked for the wrong types, nothing comes back.
+    let (client, server) = pair(kind, 27, echo);
+    let (a, _b) = close_both_ok(client, server);
+    assert!(a.into_streams::<std::fs::File, std::fs::File>().is_none());
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+/// After a clean close the streams still carry bytes both ways, and nothing
+/// of the connection is left in them.
+fn still_connected<R, W>(a_read: R, a_write: W, b_read: R, b_write: W)
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
+    fn one_way<R: Read + Send + 'static, W: Write + Send + 'static>(mut w: W, mut r: R, bytes: &'static [u8]) {
+        w.write_all(bytes).expect("write after close");
+        w.flush().unwrap();
+        let got = within(LONG, "read after close", move || {
+            let mut got = vec![0u8; bytes.len()];
+            r.read_exact(&mut got).map(|()| got)
+        });
+        assert_eq!(got.expect("read after close"), bytes);
+    }
+    one_way(a_write, b_read, b"raw bytes after close");
+    one_way(b_write, a_read, b"and back");
+}
+
+fn flags_too_large_are_refused(kind: Kind) {
+    let (client, server) = pair(kind, 28, |rq: Request| -> Result<(u64, Vec<u8>), String> {
+        match rq.rq_type {
+            0 => Ok((rq.flags, Vec::new())),
+            _ => Err(format!("flags {} type {}", rq.flags, rq.rq_type)),
+        }
+    });
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    let too_large = MAX_REQUEST_FLAGS + 1;
+    let is_too_large = |r: &Result<Pending, Error>| matches!(r, Err(Error::FlagsTooLarge { flags, max }) if *flags == too_large && *max == MAX_REQUEST_FLAGS);
+    assert!(is_too_large(&client.submit(0, too_large, Vec::new())));
+    assert!(is_too_large(&client.submit_on(4, 0, too_large, Vec::new())));
+    assert!(is_too_large(&client.submit_timeout(0, 0, too_large, Vec::new(), LONG)));
+    assert!(matches!(client.call_timeout(0, u64::MAX, Vec::new(), LONG), Err(Error::FlagsTooLarge { .. })));
+    assert!(matches!(client.submit(MAX_RQ_TYPE + 1, 0, Vec::new()), Err(Error::RqTypeTooLarge(t)) if t == u64::MAX));
+    assert_eq!(client.outstanding(), 0);
+    assert_eq!(client.stats().requests_out, 0, "nothing was sent");
+    // The largest values do travel.
+    let failure = expect_failed(client.call_timeout(MAX_RQ_TYPE, MAX_REQUEST_FLAGS, Vec::new(), LONG), "max");
+    assert_eq!(failure.text(), format!("flags {MAX_REQUEST_FLAGS} type {MAX_RQ_TYPE}"));
+    let answer = expect_ok(client.call_timeout(0, MAX_RESPONSE_FLAGS, Vec::new(), LONG), "max response flags");
+    assert_eq!(answer.flags, MAX_RESPONSE_FLAGS);
+    close_both_ok(client, server);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+/// Generates one `#[test]` per scenario and transport kind, in modules
+/// `pipe`, `unix` and `tcp`. A scenario written `name [ignore = "why"]` is
+/// generated with `#[ignore = "why"]`.
+macro_rules! over_all_transports {
+    ($($scenario:ident $([ignore = $why:literal])?),* $(,)?) => {
+        mod pipe {
+            $( #[test] $(#[ignore = $why])? fn $scenario() { super::$scenario(super::Kind::Pipe) } )*
+        }
+        mod unix {
+            $( #[test] $(#[ignore = $why])? fn $scenario() { super::$scenario(super::Kind::Unix) } )*
+        }
+        mod tcp {
+            $( #[test] $(#[ignore = $why])? fn $scenario() { super::$scenario(super::Kind::Tcp) } )*
+        }
+    };
+}
+
+over_all_transports!(
+    open_then_close,
+    sequential_calls,
+    pipelined_from_threads,
+    large_payloads_round_trip,
+    both_directions_at_once,
+    handler_errors_and_panics,
+    failure_with_flags,
+    handler_return_conversions,
+    refused_after_peer_erq,
+    refused_tag_in_use,
+    refused_unknown_channel,
+    refused_no_handler,
+    tags_per_channel,
+    peer_dies_mid_request,
+    peer_eof_fails_waiting_requests,
+    too_many_incoming_ends_connection,
+    malformed_control_packet_ends_connection,
+    oversized_packet_ends_connection,
+    close_waits_for_running_handlers,
+    close_server_with_handler_blocked,
+    close_client_with_request_in_flight,
+    drop_without_close,
+    drop_one_after_the_other,
+    wait_try_wait_and_cancel,
+    submit_timeout_on_full_queue,
+    submit_timeout_bounded_when_peer_stalls,
+    call_timeout_cancels,
+    end_requests_stops_new_requests_only,
+    join_recv_waits_for_peer_eof,
+    stats_count_traffic,
+    streams_given_back_after_close,
+    flags_too_large_are_refused,
+);
