@@ -144,3 +144,8 @@ pub use pending::Pending;
 pub use stats::Stats;
 pub use transport::{ReadHalf, Transport, WriteHalf};
 pub use varint::{decode_varint, encode_varint, varint_len, MAX_VARINT_LEN};
+
+// The README's examples are compiled with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
