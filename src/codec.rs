@@ -225,29 +225,26 @@ impl<R: Read> PacketReader<R> {
         payload.extend_from_slice(&self.buf[self.start..self.end]);
         self.start = 0;
         self.end = 0;
-        // `payload[..filled]` has arrived; the rest of `payload` is room,
-        // grown (at most doubling) only when it is used up.
-        let mut filled = payload.len();
-        while filled < len {
-            let missing = len - filled;
+        while payload.len() < len {
+            let missing = len - payload.len();
             if missing < self.buf.len() / 2 {
                 // A short tail: read it through the buffer, which also picks
                 // up the frames behind it in the same read call.
-                payload.truncate(filled);
                 self.fill_to(missing)?;
                 payload.extend_from_slice(&self.buf[..missing]);
                 self.start = missing;
-                return Ok(payload);
+                break;
             }
-            if filled == payload.len() {
-                let room = missing.min(filled.max(MAX_PREALLOC));
-                payload.resize(filled + room, 0);
-            }
-            let n = read_retrying(&mut self.inner, &mut payload[filled..])?;
+            // Room grows (at most doubling) only as bytes arrive, and is read
+            // into without being zeroed first.
+            payload.reserve(missing.min(payload.len().max(MAX_PREALLOC)));
+            let room = payload.capacity() - payload.len();
+            let before = payload.len();
+            (&mut self.inner).take(room.min(missing) as u64).read_to_end(&mut payload)?;
+            let n = payload.len() - before;
             if n == 0 {
                 return Err(ProtocolError::UnexpectedEof.into());
             }
-            filled += n;
             self.bytes_read += n as u64;
         }
         Ok(payload)

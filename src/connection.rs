@@ -2,7 +2,6 @@
 //! handles, and shuts everything down in order.
 
 use std::any::Any;
-use std::collections::HashSet;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,10 +15,10 @@ use crate::error::Error;
 use crate::handler::{Handler, Response};
 use crate::packet::{check_request, Packet};
 use crate::pending::{Pending, Slot};
-use crate::pool::{Job, Pool};
+use crate::pool::Pool;
 use crate::reader::{self, ReaderEnd};
 use crate::stats::{Counters, Stats};
-use crate::tagmap::{Lookup, TagBuild, TagMap};
+use crate::tagmap::{Lookup, TagMap};
 use crate::threads::{self, Thread};
 use crate::transport::{self, Hooks, Transport, WriteHalf};
 use crate::writer::{self, Sink};
@@ -43,8 +42,6 @@ pub(crate) struct Shared {
     pub name: String,
     pub config: Config,
     pub tags: Mutex<TagMap>,
-    /// The peer's requests being served, by `(channel, tag)`.
-    pub serving: Mutex<HashSet<(u64, u64), TagBuild>>,
     /// The send queue, to the writer thread.
     pub out: Sender<Packet>,
     /// The stream itself, for the writer thread or a direct write.
@@ -133,7 +130,7 @@ impl Shared {
                 Counters::add(&self.counters.responses_out, 1);
                 Ok(())
             }
-            Err(TrySendError::Full(packet)) => self.pool.submit(Job::Send(packet), self),
+            Err(TrySendError::Full(packet)) => self.pool.send_later(packet, self),
             Err(TrySendError::Disconnected(_)) => Ok(()),
         }
     }
@@ -237,9 +234,8 @@ impl PacketConnection {
         let name = config.name.clone();
         let shared = Arc::new(Shared {
             name: name.clone(),
-            pool: Pool::new(handler, config.workers),
+            pool: Pool::new(handler, config.workers, config.max_incoming),
             tags: Mutex::new(TagMap::default()),
-            serving: Mutex::new(HashSet::default()),
             out,
             sink: Mutex::new(Sink::new(writer)),
             counters: Counters::default(),

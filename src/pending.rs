@@ -78,6 +78,9 @@ impl Slot {
 #[must_use = "dropping a Pending cancels its request"]
 pub struct Pending {
     slot: Arc<Slot>,
+    /// Set once a wait has returned the final outcome, so that drop need not
+    /// look at the slot again.
+    settled: bool,
     channel: u64,
     tag: u64,
     shared: Arc<Shared>,
@@ -85,7 +88,7 @@ pub struct Pending {
 
 impl Pending {
     pub(crate) fn new(slot: Arc<Slot>, channel: u64, tag: u64, shared: Arc<Shared>) -> Self {
-        Pending { slot, channel, tag, shared }
+        Pending { slot, settled: false, channel, tag, shared }
     }
 
     /// The request's channel.
@@ -103,8 +106,14 @@ impl Pending {
     /// # Errors
     /// [`Error::Failed`] for an ok = 0 response; a connection error when the
     /// connection ended first.
-    pub fn wait(self) -> Result<Response, Error> {
-        self.slot.take(None).expect("an unbounded wait ends with an outcome")
+    pub fn wait(mut self) -> Result<Response, Error> {
+        self.take(None).expect("an unbounded wait ends with an outcome")
+    }
+
+    fn take(&mut self, deadline: Option<Instant>) -> Option<Result<Response, Error>> {
+        let outcome = self.slot.take(deadline);
+        self.settled |= outcome.is_some();
+        outcome
     }
 
     /// Waits at most `timeout`. On [`Error::Timeout`] the request is still in
@@ -116,7 +125,7 @@ impl Pending {
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Response, Error> {
         match Instant::now().checked_add(timeout) {
             Some(deadline) => self.wait_deadline(deadline),
-            None => self.slot.take(None).expect("an unbounded wait ends with an outcome"),
+            None => self.take(None).expect("an unbounded wait ends with an outcome"),
         }
     }
 
@@ -126,12 +135,12 @@ impl Pending {
     /// # Errors
     /// As [`wait_timeout`](Self::wait_timeout).
     pub fn wait_deadline(&mut self, deadline: Instant) -> Result<Response, Error> {
-        self.slot.take(Some(deadline)).unwrap_or(Err(Error::Timeout))
+        self.take(Some(deadline)).unwrap_or(Err(Error::Timeout))
     }
 
     /// The answer if it has arrived, without blocking; `None` if not yet.
     pub fn try_wait(&mut self) -> Option<Result<Response, Error>> {
-        self.slot.take(Some(Instant::now()))
+        self.take(Some(Instant::now()))
     }
 
     /// Whether the answer (or an error) is ready to be taken.
@@ -148,7 +157,7 @@ impl Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if self.slot.is_waiting() {
+        if !self.settled && self.slot.is_waiting() {
             self.shared.forget(self.channel, self.tag);
             self.slot.complete(Err(Error::Cancelled));
         }

@@ -1,90 +1,170 @@
 //! The handler pool: a fixed number of worker threads that run the request
 //! handler, so that one slow request does not hold up the others.
+//!
+//! Its queue is a plain mutex and condition variable rather than a channel:
+//! an idle worker should park at once, since on a small machine a worker that
+//! spins or yields while waiting takes the CPU from the thread doing the work.
+//! The same lock keeps the set of requests in service, so admitting a request
+//! and finishing one cost one lock each.
 
+use std::collections::{HashSet, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::connection::{Shared, DIRECT_WRITE_IN_FLIGHT};
 use crate::error::{Error, ProtocolError};
 use crate::handler::{Handler, Request};
 use crate::packet::Packet;
+use crate::tagmap::TagBuild;
 use crate::threads::{self, panic_message, Thread};
 
-pub(crate) enum Job {
+enum Job {
     /// A request for the handler.
     Serve(Packet),
     /// A ready response that the reader could not queue without blocking.
     Send(Packet),
 }
 
+/// What became of a request offered to the pool.
+pub(crate) enum Admission {
+    Queued,
+    /// Its `(channel, tag)` is already in service.
+    Duplicate,
+    /// The pool is closed: the connection is closing.
+    Closed,
+}
+
+#[derive(Default)]
+struct State {
+    /// Unbounded so that the reader never waits on it; `max_incoming` bounds
+    /// what it holds.
+    jobs: VecDeque<Job>,
+    /// The peer's requests admitted and not yet answered, by `(channel, tag)`.
+    serving: HashSet<(u64, u64), TagBuild>,
+    idle: usize,
+    closed: bool,
+    /// Workers start with the first job, so a connection that serves nothing
+    /// has none.
+    started: bool,
+}
+
 pub(crate) struct Pool {
     handler: Option<Arc<dyn Handler>>,
     size: usize,
-    /// The job queue is unbounded so that the reader never waits on it; the
-    /// serving set and `max_incoming` bound what it holds. `None` once closed.
-    jobs: Mutex<Option<Sender<Job>>>,
-    queue: Receiver<Job>,
-    /// Started on the first job, so a connection that serves nothing has no
-    /// workers.
+    limit: usize,
+    state: Mutex<State>,
+    work: Condvar,
     workers: Mutex<Vec<Thread<()>>>,
 }
 
 impl Pool {
-    pub fn new(handler: Option<Arc<dyn Handler>>, size: usize) -> Self {
-        let (jobs, queue) = crossbeam_channel::unbounded();
-        Pool { handler, size, jobs: Mutex::new(Some(jobs)), queue, workers: Mutex::new(Vec::new()) }
+    pub fn new(handler: Option<Arc<dyn Handler>>, size: usize, limit: usize) -> Self {
+        Pool {
+            handler,
+            size,
+            limit,
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            workers: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn has_handler(&self) -> bool {
         self.handler.is_some()
     }
 
-    /// Queues a job. After close, a request is refused instead.
-    pub fn submit(&self, job: Job, shared: &Arc<Shared>) -> Result<(), Error> {
-        let jobs = self.jobs.lock();
-        let Some(sender) = jobs.as_ref() else {
-            drop(jobs);
-            if let Job::Serve(packet) = job {
-                shared.serving.lock().remove(&(packet.channel, packet.tag));
-                shared.reject(packet.channel, packet.tag, "connection closing".to_owned())?;
-            }
-            return Ok(());
-        };
-        let limit = shared.config.max_incoming;
-        if self.queue.len() >= limit {
-            return Err(ProtocolError::TooManyIncoming { limit }.into());
+    /// Admits a request for the handler, unless its tag is in service or the
+    /// pool is closed.
+    ///
+    /// # Errors
+    /// [`ProtocolError::TooManyIncoming`] past the configured limit.
+    pub fn admit(&self, packet: Packet, shared: &Arc<Shared>) -> Result<Admission, Error> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Ok(Admission::Closed);
         }
-        // Cannot fail: the pool holds the receiving end.
-        let _ = sender.send(job);
-        drop(jobs);
-        self.start_workers(shared)
+        if state.serving.len() >= self.limit {
+            return Err(ProtocolError::TooManyIncoming { limit: self.limit }.into());
+        }
+        if !state.serving.insert((packet.channel, packet.tag)) {
+            return Ok(Admission::Duplicate);
+        }
+        self.push(state, Job::Serve(packet), shared)?;
+        Ok(Admission::Queued)
+    }
+
+    /// Has a worker send a response the reader could not queue at once.
+    ///
+    /// # Errors
+    /// [`ProtocolError::TooManyIncoming`] when such responses pile up past
+    /// the limit: the peer sends requests and does not read.
+    pub fn send_later(&self, packet: Packet, shared: &Arc<Shared>) -> Result<(), Error> {
+        let state = self.state.lock();
+        if state.closed {
+            return Ok(());
+        }
+        if state.jobs.len() >= self.limit {
+            return Err(ProtocolError::TooManyIncoming { limit: self.limit }.into());
+        }
+        self.push(state, Job::Send(packet), shared)
+    }
+
+    fn push(&self, mut state: parking_lot::MutexGuard<'_, State>, job: Job, shared: &Arc<Shared>) -> Result<(), Error> {
+        state.jobs.push_back(job);
+        let wake = state.idle > 0;
+        let start = !std::mem::replace(&mut state.started, true);
+        drop(state);
+        if wake {
+            self.work.notify_one();
+        }
+        if start {
+            self.start_workers(shared)?;
+        }
+        Ok(())
     }
 
     fn start_workers(&self, shared: &Arc<Shared>) -> Result<(), Error> {
         let mut workers = self.workers.lock();
-        if !workers.is_empty() {
-            return Ok(());
-        }
         for i in 0..self.size {
-            let queue = self.queue.clone();
             let shared = Arc::clone(shared);
-            let handler = self.handler.clone();
-            workers.push(threads::spawn(format!("{}-worker-{i}", shared.name), move || {
-                work(&queue, &shared, handler.as_deref())
-            })?);
+            workers.push(threads::spawn(format!("{}-worker-{i}", shared.name), move || work(&shared))?);
         }
         Ok(())
+    }
+
+    /// The next job, parking while there is none; `None` once closed and
+    /// drained.
+    fn next_job(&self) -> Option<Job> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(job) = state.jobs.pop_front() {
+                return Some(job);
+            }
+            if state.closed {
+                return None;
+            }
+            state.idle += 1;
+            self.work.wait(&mut state);
+            state.idle -= 1;
+        }
+    }
+
+    /// Marks a request answered; returns how many others are in service.
+    fn finish(&self, key: (u64, u64)) -> usize {
+        let mut state = self.state.lock();
+        state.serving.remove(&key);
+        state.serving.len()
     }
 
     /// Stops taking jobs and waits until `deadline` for the queued ones to be
     /// done. Workers still busy then are left running, detached, and named in
     /// the error.
     pub fn close(&self, deadline: Instant) -> Result<(), Error> {
-        drop(self.jobs.lock().take());
+        self.state.lock().closed = true;
+        self.work.notify_all();
         let workers = std::mem::take(&mut *self.workers.lock());
         let mut outcome = Ok(());
         let mut stuck = Vec::new();
@@ -104,24 +184,20 @@ impl Pool {
     }
 }
 
-fn work(queue: &Receiver<Job>, shared: &Shared, handler: Option<&dyn Handler>) {
-    for job in queue.iter() {
+fn work(shared: &Shared) {
+    let pool = &shared.pool;
+    while let Some(job) = pool.next_job() {
         match job {
             Job::Serve(packet) => {
                 let key = (packet.channel, packet.tag);
-                let response = match handler {
+                let response = match pool.handler.as_deref() {
                     Some(handler) => answer(handler, packet, &shared.name),
                     None => Packet::response_unchecked(key.0, key.1, false, 0, b"no request handler".to_vec()),
                 };
-                // Out of the serving set before the answer can reach the
-                // peer, so a peer that reuses the tag after the answer is not
-                // refused for a duplicate.
-                let in_service = {
-                    let mut serving = shared.serving.lock();
-                    serving.remove(&key);
-                    serving.len()
-                };
-                shared.send_response(response, in_service < DIRECT_WRITE_IN_FLIGHT);
+                // Out of service before the answer can reach the peer, so a
+                // peer that reuses the tag after the answer is not refused.
+                let others = pool.finish(key);
+                shared.send_response(response, others < DIRECT_WRITE_IN_FLIGHT);
             }
             Job::Send(packet) => shared.send_response(packet, false),
         }
@@ -147,12 +223,6 @@ fn answer(handler: &dyn Handler, packet: Packet, name: &str) -> Packet {
         }
     };
     Packet::response(channel, tag, ok, flags, payload).unwrap_or_else(|error| {
-        Packet::response_unchecked(
-            channel,
-            tag,
-            false,
-            0,
-            format!("handler's answer does not fit: {error}").into_bytes(),
-        )
+        Packet::response_unchecked(channel, tag, false, 0, format!("handler's answer does not fit: {error}").into_bytes())
     })
 }

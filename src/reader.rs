@@ -12,7 +12,7 @@ use crate::codec::PacketReader;
 use crate::connection::Shared;
 use crate::error::{Error, ProtocolError};
 use crate::packet::{Control, Packet};
-use crate::pool::Job;
+use crate::pool::Admission;
 use crate::stats::Counters;
 use crate::transport::ReadHalf;
 
@@ -83,15 +83,9 @@ fn accept_request(packet: Packet, peer_ended_requests: bool, shared: &Arc<Shared
     if let Some(text) = refusal {
         return shared.reject(channel, tag, text);
     }
-    {
-        let mut serving = shared.serving.lock();
-        if serving.len() >= shared.config.max_incoming {
-            return Err(ProtocolError::TooManyIncoming { limit: shared.config.max_incoming }.into());
-        }
-        if !serving.insert((channel, tag)) {
-            drop(serving);
-            return shared.reject(channel, tag, format!("channel {channel}: tag already in use: {tag}"));
-        }
+    match shared.pool.admit(packet, shared)? {
+        Admission::Queued => Ok(()),
+        Admission::Duplicate => shared.reject(channel, tag, format!("channel {channel}: tag already in use: {tag}")),
+        Admission::Closed => shared.reject(channel, tag, "connection closing".to_owned()),
     }
-    shared.pool.submit(Job::Serve(packet), shared)
 }
