@@ -1,1 +1,1418 @@
-fn main() {}
+//! Transport benchmark: packetstream against a minimal hand-written baseline,
+//! between a parent and a child process over the child's stdin/stdout, and
+//! over a Unix socketpair inside one process.
+//!
+//!     cargo bench --bench transport
+//!     PACKETSTREAM_BENCH_QUICK=1 cargo bench --bench transport     (a few seconds)
+//!
+//! Optional overrides: PACKETSTREAM_BENCH_ROUNDS (rounds per scenario) and
+//! PACKETSTREAM_BENCH_SECS (seconds per measured run).
+//!
+//! Scenarios, each with 16-byte payloads unless said otherwise:
+//! - A sequential: one caller, each call waits for its answer;
+//! - B pipelined: one caller keeping 64 requests outstanding;
+//! - C concurrent: 4 caller threads, each sequential;
+//! - D bulk: 1 MiB payloads echoed, sequential (MB/s of payload one way).
+//!
+//! The baseline frames each message as a 12-byte header (u32 payload length,
+//! u64 request id, little-endian) and the payload. Its parent side is a
+//! reader thread that matches answers by id to waiting callers (a mutex-held
+//! map of slots, each a mutex and a condvar); callers write under a mutex into
+//! a `BufWriter` and flush it only when they are about to block for an
+//! answer. Its child echoes in order through a `BufReader`/`BufWriter`,
+//! flushing whenever its input buffer is empty. Both sides use 64 KiB
+//! buffers, the size of a Linux pipe and of packetstream's read buffer.
+//!
+//! Each scenario runs on a fresh connection (and child) per implementation
+//! and round; packetstream and the baseline alternate, and the medians of the
+//! rounds are printed with the median of the per-round ratios.
+//!
+//! The binary re-executes itself with a first argument of `__child`,
+//! `__hold` or `__peak` to act as an echo child, a peer that holds requests,
+//! or a process whose peak memory is measured. Without `--bench` (as under
+//! `cargo test --benches`) it runs the quick mode. It never asserts timings.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use packetstream::{codec, Config, Control, Packet, PacketConnection, Pending, Request, Response, Transport};
+
+// ---------------------------------------------------------------------------
+// Counting: allocations, read and write calls.
+
+/// Wraps the system allocator and counts allocations while `COUNTING` is set.
+/// Off by default, so that the timed runs pay only a relaxed load.
+struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`; the wrapper only
+// bumps a counter.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_allocation();
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_allocation();
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` through this wrapper.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_allocation();
+        // SAFETY: as for `dealloc`; the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[inline]
+fn count_allocation() {
+    if COUNTING.load(Relaxed) {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+static READ_CALLS: AtomicU64 = AtomicU64::new(0);
+static WRITE_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// A stream whose `read` and `write` calls are counted (each is one system
+/// call on a pipe).
+struct Counted<T>(T);
+
+impl<T: Read> Read for Counted<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        READ_CALLS.fetch_add(1, Relaxed);
+        self.0.read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        READ_CALLS.fetch_add(1, Relaxed);
+        self.0.read_vectored(bufs)
+    }
+}
+
+impl<T: Write> Write for Counted<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        WRITE_CALLS.fetch_add(1, Relaxed);
+        self.0.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        WRITE_CALLS.fetch_add(1, Relaxed);
+        self.0.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// One thread's counters from /proc.
+#[derive(Clone, Default)]
+struct ThreadSample {
+    name: String,
+    cpu_ns: u64,
+    voluntary: u64,
+    involuntary: u64,
+}
+
+/// Every live thread of process `pid`, by thread id; the main thread is
+/// named `main`, and numbered threads (`echo-worker-3`) share a name.
+fn threads_of(pid: u32) -> HashMap<u32, ThreadSample> {
+    let mut threads = HashMap::new();
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return threads;
+    };
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
+        let read = |file: &str| fs::read_to_string(task.path().join(file)).unwrap_or_default();
+        let mut sample = ThreadSample {
+            // Time on the CPU in nanoseconds, time waiting to run, timeslices.
+            cpu_ns: read("schedstat").split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0),
+            ..ThreadSample::default()
+        };
+        for line in read("status").lines() {
+            if let Some(name) = line.strip_prefix("Name:") {
+                sample.name = name.trim().trim_end_matches(|c: char| c.is_ascii_digit()).to_owned();
+                if sample.name.ends_with('-') {
+                    sample.name.push('*');
+                }
+            } else if let Some(n) = line.strip_prefix("voluntary_ctxt_switches:") {
+                sample.voluntary = n.trim().parse().unwrap_or(0);
+            } else if let Some(n) = line.strip_prefix("nonvoluntary_ctxt_switches:") {
+                sample.involuntary = n.trim().parse().unwrap_or(0);
+            }
+        }
+        if tid == pid {
+            sample.name = "main".into();
+        }
+        threads.insert(tid, sample);
+    }
+    threads
+}
+
+/// A `VmRSS`/`VmHWM`-style line of /proc/self/status, in KiB.
+fn vm_kib(field: &str) -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------
+// What every benchmarked implementation offers.
+
+const SMALL: usize = 16;
+const BULK: usize = 1 << 20;
+/// Read and write buffers of the baseline.
+const BASELINE_BUFFER: usize = 64 << 10;
+/// The request type a holding peer takes as "answer everything now".
+const RELEASE_RQ_TYPE: u64 = 1;
+/// The baseline request id a holding peer takes as "answer everything now".
+const RELEASE_ID: u64 = u64::MAX;
+
+trait Echo: Sync {
+    type Ticket;
+    fn submit(&self, payload: Vec<u8>) -> Self::Ticket;
+    fn wait(&self, ticket: Self::Ticket) -> Vec<u8>;
+    fn call(&self, payload: Vec<u8>) -> Vec<u8> {
+        let ticket = self.submit(payload);
+        self.wait(ticket)
+    }
+}
+
+/// A 16-byte payload carrying `stamp`, so that a mismatched answer shows.
+fn small_payload(stamp: u64) -> Vec<u8> {
+    let mut payload = vec![0xa5; SMALL];
+    payload[..8].copy_from_slice(&stamp.to_le_bytes());
+    payload
+}
+
+fn check(answer: &[u8], len: usize, stamp: u64) {
+    assert_eq!(answer.len(), len, "echo answer has the wrong length");
+    assert_eq!(answer[..8], stamp.to_le_bytes(), "echo answer belongs to another request");
+}
+
+// ---------------------------------------------------------------------------
+// packetstream.
+
+fn echo_handler(rq: Request) -> Response {
+    Response { flags: rq.flags, payload: rq.payload }
+}
+
+struct PsClient {
+    conn: PacketConnection,
+    server: Option<thread::JoinHandle<()>>,
+    child: Option<Child>,
+}
+
+impl PsClient {
+    fn open(link: Link) -> PsClient {
+        match link {
+            Link::Pipes => {
+                let mut command = self_command(&["__child", "ps"]);
+                let transport = Transport::spawn(&mut command).expect("start the packetstream echo child");
+                let conn = PacketConnection::new(transport, Config::default()).expect("start packetstream");
+                PsClient { conn, server: None, child: None }
+            }
+            Link::SocketPair => {
+                let (client_end, server_end) = UnixStream::pair().expect("socketpair");
+                let server = PacketConnection::with_handler(
+                    Transport::unix(server_end).expect("server transport"),
+                    Config::default().name("echo-server"),
+                    echo_handler,
+                )
+                .expect("start the packetstream echo server");
+                let server = thread::spawn(move || {
+                    server.join_recv().expect("echo server: reading");
+                    server.close().expect("echo server: close");
+                });
+                let transport = Transport::unix(client_end).expect("client transport");
+                let conn = PacketConnection::new(transport, Config::default()).expect("start packetstream");
+                PsClient { conn, server: Some(server), child: None }
+            }
+        }
+    }
+
+    /// Over a child's pipes, with every read and write counted, and the
+    /// child counting its own (reported in `stats`).
+    fn open_counted(stats: &str) -> PsClient {
+        let mut child = self_command(&["__child", "ps", "--stats", stats])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the packetstream echo child");
+        let input = Counted(child.stdout.take().expect("piped stdout"));
+        let output = Counted(child.stdin.take().expect("piped stdin"));
+        // A short name, so that thread names ("ps-writer") are not cut.
+        let config = Config::default().name("ps");
+        let conn = PacketConnection::new(Transport::new(input, output), config).expect("start packetstream");
+        PsClient { conn, server: None, child: Some(child) }
+    }
+
+    fn finish(self) {
+        let finished = self.conn.close().expect("packetstream close");
+        if let Some(status) = finished.exit_status() {
+            assert!(status.success(), "packetstream echo child: {status}");
+        }
+        drop(finished);
+        if let Some(server) = self.server {
+            server.join().expect("echo server thread");
+        }
+        if let Some(mut child) = self.child {
+            let status = child.wait().expect("wait for the echo child");
+            assert!(status.success(), "packetstream echo child: {status}");
+        }
+    }
+}
+
+impl Echo for PsClient {
+    type Ticket = Pending;
+
+    fn submit(&self, payload: Vec<u8>) -> Pending {
+        self.conn.submit(0, 0, payload).expect("packetstream submit")
+    }
+
+    fn wait(&self, ticket: Pending) -> Vec<u8> {
+        ticket.wait().expect("packetstream answer").payload
+    }
+}
+
+/// Serves echo over `transport` until the peer ends; returns how many
+/// requests it answered.
+fn serve_ps(transport: Transport, config: Config) -> Result<u64, packetstream::Error> {
+    let conn = PacketConnection::with_handler(transport, config, echo_handler)?;
+    let received = conn.join_recv();
+    let served = conn.stats().requests_in;
+    conn.close()?;
+    received?;
+    Ok(served)
+}
+
+// ---------------------------------------------------------------------------
+// The baseline.
+
+fn baseline_header(len: usize, id: u64) -> [u8; 12] {
+    let mut header = [0; 12];
+    header[..4].copy_from_slice(&u32::try_from(len).expect("baseline payloads fit a u32").to_le_bytes());
+    header[4..].copy_from_slice(&id.to_le_bytes());
+    header
+}
+
+fn parse_header(header: &[u8; 12]) -> (usize, u64) {
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+    let id = u64::from_le_bytes(header[4..].try_into().expect("8 bytes"));
+    (len as usize, id)
+}
+
+/// Reads a header, or `Ok(false)` at a clean end of stream.
+fn read_header(input: &mut impl Read, header: &mut [u8; 12]) -> io::Result<bool> {
+    match input.read_exact(header) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Default)]
+struct RawSlot {
+    answer: Mutex<Option<Vec<u8>>>,
+    ready: Condvar,
+}
+
+impl RawSlot {
+    fn complete(&self, answer: Vec<u8>) {
+        *self.answer.lock().expect("slot lock") = Some(answer);
+        self.ready.notify_one();
+    }
+}
+
+#[derive(Default)]
+struct RawWaiting {
+    slots: HashMap<u64, Arc<RawSlot>>,
+    ended: bool,
+}
+
+struct RawClient {
+    out: Mutex<BufWriter<Box<dyn Write + Send>>>,
+    waiting: Arc<Mutex<RawWaiting>>,
+    next_id: AtomicU64,
+    reader: thread::JoinHandle<()>,
+    /// A socket whose write direction is shut down at the end (dropping the
+    /// writer does not end it while the reader's handle is open).
+    socket: Option<UnixStream>,
+    child: Option<Child>,
+}
+
+impl RawClient {
+    fn new(input: Box<dyn Read + Send>, output: Box<dyn Write + Send>) -> RawClient {
+        let waiting = Arc::new(Mutex::new(RawWaiting::default()));
+        let reader = {
+            let waiting = Arc::clone(&waiting);
+            thread::Builder::new()
+                .name("baseline-reader".into())
+                .spawn(move || raw_reader(BufReader::with_capacity(BASELINE_BUFFER, input), &waiting))
+                .expect("start the baseline reader")
+        };
+        RawClient {
+            out: Mutex::new(BufWriter::with_capacity(BASELINE_BUFFER, output)),
+            waiting,
+            next_id: AtomicU64::new(0),
+            reader,
+            socket: None,
+            child: None,
+        }
+    }
+
+    fn open(link: Link) -> RawClient {
+        match link {
+            Link::Pipes => {
+                let mut child = self_command(&["__child", "raw"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("start the baseline echo child");
+                let input = child.stdout.take().expect("piped stdout");
+                let output = child.stdin.take().expect("piped stdin");
+                let mut client = RawClient::new(Box::new(input), Box::new(output));
+                client.child = Some(child);
+                client
+            }
+            Link::SocketPair => {
+                let (client_end, server_end) = UnixStream::pair().expect("socketpair");
+                let server_input = server_end.try_clone().expect("clone socket");
+                thread::spawn(move || serve_raw(server_input, server_end).expect("baseline echo server"));
+                let input = client_end.try_clone().expect("clone socket");
+                let socket = client_end.try_clone().expect("clone socket");
+                let mut client = RawClient::new(Box::new(input), Box::new(client_end));
+                client.socket = Some(socket);
+                client
+            }
+        }
+    }
+
+    fn open_counted(stats: &str) -> RawClient {
+        let mut child = self_command(&["__child", "raw", "--stats", stats])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the baseline echo child");
+        let input = Counted(child.stdout.take().expect("piped stdout"));
+        let output = Counted(child.stdin.take().expect("piped stdin"));
+        let mut client = RawClient::new(Box::new(input), Box::new(output));
+        client.child = Some(child);
+        client
+    }
+
+    fn submit_id(&self, id: u64, payload: &[u8]) -> Arc<RawSlot> {
+        let slot = Arc::new(RawSlot::default());
+        {
+            let mut waiting = self.waiting.lock().expect("waiting lock");
+            assert!(!waiting.ended, "baseline connection ended");
+            waiting.slots.insert(id, Arc::clone(&slot));
+        }
+        let mut out = self.out.lock().expect("writer lock");
+        out.write_all(&baseline_header(payload.len(), id))
+            .and_then(|()| out.write_all(payload))
+            .expect("baseline write");
+        slot
+    }
+
+    fn flush(&self) {
+        self.out.lock().expect("writer lock").flush().expect("baseline flush");
+    }
+
+    fn finish(self) {
+        let out = self.out.into_inner().expect("writer lock");
+        drop(out.into_inner().map_err(|e| e.into_error()).expect("baseline flush"));
+        if let Some(socket) = self.socket {
+            let _ = socket.shutdown(std::net::Shutdown::Write);
+        }
+        self.reader.join().expect("baseline reader");
+        if let Some(mut child) = self.child {
+            let status = child.wait().expect("wait for the echo child");
+            assert!(status.success(), "baseline echo child: {status}");
+        }
+    }
+}
+
+impl Echo for RawClient {
+    type Ticket = Arc<RawSlot>;
+
+    fn submit(&self, payload: Vec<u8>) -> Arc<RawSlot> {
+        let id = self.next_id.fetch_add(1, Relaxed);
+        self.submit_id(id, &payload)
+    }
+
+    fn wait(&self, slot: Arc<RawSlot>) -> Vec<u8> {
+        let mut answer = slot.answer.lock().expect("slot lock");
+        if answer.is_none() {
+            // About to block: send what is buffered first.
+            drop(answer);
+            self.flush();
+            answer = slot.answer.lock().expect("slot lock");
+            while answer.is_none() {
+                answer = slot.ready.wait(answer).expect("slot lock");
+            }
+        }
+        answer.take().expect("answered")
+    }
+}
+
+/// The baseline's parent reader thread: hands each answer to its caller.
+fn raw_reader(mut input: BufReader<Box<dyn Read + Send>>, waiting: &Mutex<RawWaiting>) {
+    let mut header = [0; 12];
+    loop {
+        match read_header(&mut input, &mut header) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(error) => {
+                eprintln!("baseline reader: {error}");
+                break;
+            }
+        }
+        let (len, id) = parse_header(&header);
+        let mut payload = vec![0; len];
+        if let Err(error) = input.read_exact(&mut payload) {
+            eprintln!("baseline reader: {error}");
+            break;
+        }
+        let slot = waiting.lock().expect("waiting lock").slots.remove(&id);
+        match slot {
+            Some(slot) => slot.complete(payload),
+            None => eprintln!("baseline reader: answer to unknown request {id}"),
+        }
+    }
+    // Whoever still waits gets an empty answer, which fails its check.
+    let mut waiting = waiting.lock().expect("waiting lock");
+    waiting.ended = true;
+    for (_, slot) in waiting.slots.drain() {
+        slot.complete(Vec::new());
+    }
+}
+
+/// The baseline's echo server: answers in order, flushing whenever its
+/// input buffer is empty. Returns how many requests it answered.
+fn serve_raw(input: impl Read, output: impl Write) -> io::Result<u64> {
+    let mut input = BufReader::with_capacity(BASELINE_BUFFER, input);
+    let mut output = BufWriter::with_capacity(BASELINE_BUFFER, output);
+    let mut header = [0; 12];
+    let mut payload = Vec::new();
+    let mut served = 0;
+    loop {
+        if input.buffer().is_empty() {
+            output.flush()?;
+        }
+        if !read_header(&mut input, &mut header)? {
+            break;
+        }
+        let (len, _) = parse_header(&header);
+        payload.resize(len, 0);
+        input.read_exact(&mut payload)?;
+        output.write_all(&header)?;
+        output.write_all(&payload)?;
+        served += 1;
+    }
+    output.flush()?;
+    Ok(served)
+}
+
+// ---------------------------------------------------------------------------
+// Child processes.
+
+fn self_command(args: &[&str]) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("the benchmark's own path"));
+    command.args(args);
+    command
+}
+
+/// This process's stdin and stdout as files (no std buffering).
+fn stdio_files() -> io::Result<(File, File)> {
+    let input = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+    let output = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    Ok((input, output))
+}
+
+/// `__child ps|raw [--max BYTES] [--stats PATH]`: an echo server on stdio.
+/// With `--stats` it counts its reads, writes and allocations and writes
+/// them to PATH at the end.
+fn child_main(args: &[String]) -> Result<(), String> {
+    let kind = args.first().map(String::as_str).unwrap_or_default();
+    let mut max = None;
+    let mut stats = None;
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        let value = rest.next().ok_or(format!("{arg} needs a value"))?;
+        match arg.as_str() {
+            "--max" => max = Some(value.parse::<usize>().map_err(|e| format!("--max: {e}"))?),
+            "--stats" => stats = Some(value.clone()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if stats.is_some() {
+        COUNTING.store(true, Relaxed);
+    }
+    let served = match kind {
+        "ps" => {
+            let mut config = Config::default().name("echo");
+            if let Some(max) = max {
+                config = config.max_packet_size(max);
+            }
+            let transport = if stats.is_some() {
+                let (input, output) = stdio_files().map_err(|e| e.to_string())?;
+                Transport::new(Counted(input), Counted(output))
+            } else {
+                Transport::stdio().map_err(|e| e.to_string())?
+            };
+            serve_ps(transport, config).map_err(|e| e.to_string())?
+        }
+        "raw" => {
+            let (input, output) = stdio_files().map_err(|e| e.to_string())?;
+            if stats.is_some() { serve_raw(Counted(input), Counted(output)) } else { serve_raw(input, output) }
+                .map_err(|e| e.to_string())?
+        }
+        other => return Err(format!("unknown child kind {other:?}")),
+    };
+    if let Some(path) = stats {
+        let line = format!(
+            "reads={} writes={} allocs={} served={served}\n",
+            READ_CALLS.load(Relaxed),
+            WRITE_CALLS.load(Relaxed),
+            ALLOCATIONS.load(Relaxed)
+        );
+        fs::write(&path, line).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `__hold ps|raw`: a peer that reads requests and answers none until the
+/// release request, then answers all of them; ends at the peer's end.
+fn hold_main(args: &[String]) -> Result<(), String> {
+    let (input, output) = stdio_files().map_err(|e| e.to_string())?;
+    let mut output = BufWriter::with_capacity(BASELINE_BUFFER, output);
+    match args.first().map(String::as_str) {
+        Some("ps") => {
+            let mut packets = codec::PacketReader::new(input, codec::DEFAULT_MAX_PACKET_SIZE);
+            let mut held: Vec<Packet> = Vec::new();
+            let mut frame = Vec::new();
+            while let Some(packet) = packets.read_packet().map_err(|e| e.to_string())? {
+                match packet.control() {
+                    Some(Ok(Control::Eof)) => break,
+                    Some(_) => continue,
+                    None if !packet.is_request() => continue,
+                    None => {}
+                }
+                let release = packet.rq_type() == Some(RELEASE_RQ_TYPE);
+                held.push(packet);
+                if release {
+                    for rq in held.drain(..) {
+                        let answer = Packet::response(rq.channel(), rq.tag(), true, rq.flags(), rq.into_payload())
+                            .map_err(|e| e.to_string())?;
+                        frame.clear();
+                        codec::encode(&answer, &mut frame);
+                        output.write_all(&frame).map_err(|e| e.to_string())?;
+                    }
+                    output.flush().map_err(|e| e.to_string())?;
+                }
+            }
+            frame.clear();
+            codec::encode(&Packet::eof(), &mut frame);
+            output.write_all(&frame).and_then(|()| output.flush()).map_err(|e| e.to_string())
+        }
+        Some("raw") => {
+            let mut input = BufReader::with_capacity(BASELINE_BUFFER, input);
+            let mut held: Vec<([u8; 12], Vec<u8>)> = Vec::new();
+            let mut header = [0; 12];
+            while read_header(&mut input, &mut header).map_err(|e| e.to_string())? {
+                let (len, id) = parse_header(&header);
+                let mut payload = vec![0; len];
+                input.read_exact(&mut payload).map_err(|e| e.to_string())?;
+                held.push((header, payload));
+                if id == RELEASE_ID {
+                    for (header, payload) in held.drain(..) {
+                        output
+                            .write_all(&header)
+                            .and_then(|()| output.write_all(&payload))
+                            .map_err(|e| e.to_string())?;
+                    }
+                    output.flush().map_err(|e| e.to_string())?;
+                }
+            }
+            output.flush().map_err(|e| e.to_string())
+        }
+        other => Err(format!("unknown hold kind {other:?}")),
+    }
+}
+
+/// `__peak outstanding ps|raw N` and `__peak bulk ps|raw SIZE COUNT`: does
+/// the thing against a child and prints one `key=value` line with its own
+/// memory figures (KiB).
+fn peak_main(args: &[String]) -> Result<(), String> {
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
+    let number = |i: usize| arg(i).parse::<usize>().map_err(|e| format!("argument {i}: {e}"));
+    match (arg(0), arg(1)) {
+        ("outstanding", kind) => {
+            let n = number(2)?;
+            let base = vm_kib("VmRSS");
+            let (start, held, end) = match kind {
+                "ps" => {
+                    let mut command = self_command(&["__hold", "ps"]);
+                    let transport = Transport::spawn(&mut command).map_err(|e| e.to_string())?;
+                    let conn = PacketConnection::new(transport, Config::default()).map_err(|e| e.to_string())?;
+                    let start = vm_kib("VmRSS");
+                    let pending: Vec<Pending> = (0..n as u64)
+                        .map(|i| conn.submit(0, 0, small_payload(i)))
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| e.to_string())?;
+                    let outstanding = conn.outstanding();
+                    if outstanding != n {
+                        return Err(format!("{outstanding} outstanding, not {n}"));
+                    }
+                    let held = vm_kib("VmHWM");
+                    let release = conn.submit(RELEASE_RQ_TYPE, 0, Vec::new()).map_err(|e| e.to_string())?;
+                    for (i, p) in pending.into_iter().enumerate() {
+                        check(&p.wait().map_err(|e| e.to_string())?.payload, SMALL, i as u64);
+                    }
+                    release.wait().map_err(|e| e.to_string())?;
+                    let end = vm_kib("VmHWM");
+                    conn.close().map_err(|e| e.to_string())?;
+                    (start, held, end)
+                }
+                "raw" => {
+                    let mut child = self_command(&["__hold", "raw"])
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .map_err(|e| e.to_string())?;
+                    let input = child.stdout.take().ok_or("no stdout")?;
+                    let output = child.stdin.take().ok_or("no stdin")?;
+                    let mut client = RawClient::new(Box::new(input), Box::new(output));
+                    client.child = Some(child);
+                    let start = vm_kib("VmRSS");
+                    let pending: Vec<_> = (0..n as u64).map(|i| client.submit(small_payload(i))).collect();
+                    client.flush();
+                    let held = vm_kib("VmHWM");
+                    let release = client.submit_id(RELEASE_ID, &[]);
+                    for (i, slot) in pending.into_iter().enumerate() {
+                        check(&client.wait(slot), SMALL, i as u64);
+                    }
+                    client.wait(release);
+                    let end = vm_kib("VmHWM");
+                    client.finish();
+                    (start, held, end)
+                }
+                other => return Err(format!("unknown kind {other:?}")),
+            };
+            println!("base={base} start={start} held_hwm={held} end_hwm={end} n={n}");
+            Ok(())
+        }
+        ("bulk", kind) => {
+            let (size, count) = (number(2)?, number(3)?);
+            let base = vm_kib("VmRSS");
+            let max = size + (1 << 20);
+            let payload = vec![0x3c; size];
+            let run = |client: &dyn Fn(Vec<u8>) -> Vec<u8>, mut payload: Vec<u8>| {
+                for i in 0..count as u64 {
+                    payload[..8].copy_from_slice(&i.to_le_bytes());
+                    payload = client(payload);
+                    check(&payload, size, i);
+                }
+            };
+            let start;
+            match kind {
+                "ps" => {
+                    let mut command = self_command(&["__child", "ps", "--max", &max.to_string()]);
+                    let transport = Transport::spawn(&mut command).map_err(|e| e.to_string())?;
+                    let client = PsClient {
+                        conn: PacketConnection::new(transport, Config::default().max_packet_size(max))
+                            .map_err(|e| e.to_string())?,
+                        server: None,
+                        child: None,
+                    };
+                    start = vm_kib("VmRSS");
+                    run(&|p| client.call(p), payload);
+                    client.finish();
+                }
+                "raw" => {
+                    let client = RawClient::open(Link::Pipes);
+                    start = vm_kib("VmRSS");
+                    run(&|p| client.call(p), payload);
+                    client.finish();
+                }
+                other => return Err(format!("unknown kind {other:?}")),
+            }
+            println!("base={base} start={start} end_hwm={} size={size} count={count}", vm_kib("VmHWM"));
+            Ok(())
+        }
+        _ => Err(format!("unknown peak measurement {args:?}")),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Pipes,
+    SocketPair,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Impl {
+    Ps,
+    Raw,
+}
+
+#[derive(Clone, Copy)]
+enum Scenario {
+    Sequential,
+    Pipelined(usize),
+    Concurrent(usize),
+    Bulk,
+}
+
+impl Scenario {
+    fn label(self) -> String {
+        match self {
+            Scenario::Sequential => "A sequential 16 B (calls/s)".into(),
+            Scenario::Pipelined(window) => format!("B pipelined x{window} 16 B (req/s)"),
+            Scenario::Concurrent(threads) => format!("C concurrent {threads} thr 16 B (req/s)"),
+            Scenario::Bulk => "D bulk 1 MiB (MB/s one way)".into(),
+        }
+    }
+
+    fn target(self) -> Option<f64> {
+        match self {
+            Scenario::Sequential => Some(0.75),
+            Scenario::Pipelined(_) | Scenario::Concurrent(_) => Some(0.8),
+            Scenario::Bulk => Some(0.9),
+        }
+    }
+}
+
+struct Sample {
+    /// Operations completed by the deadline.
+    ops: u64,
+    /// Operations completed in all, including those drained after it.
+    all_ops: u64,
+    bytes: u64,
+    secs: f64,
+}
+
+impl Sample {
+    fn figure(&self, scenario: Scenario) -> f64 {
+        match scenario {
+            Scenario::Bulk => self.bytes as f64 / self.secs / 1e6,
+            _ => self.ops as f64 / self.secs,
+        }
+    }
+}
+
+fn drive<E: Echo>(echo: &E, scenario: Scenario, time: Duration) -> Sample {
+    match scenario {
+        Scenario::Sequential => sequential(echo, 0, time),
+        Scenario::Pipelined(window) => pipelined(echo, window, time),
+        Scenario::Concurrent(threads) => concurrent(echo, threads, time),
+        Scenario::Bulk => bulk(echo, time),
+    }
+}
+
+fn sequential<E: Echo>(echo: &E, seed: u64, time: Duration) -> Sample {
+    let start = Instant::now();
+    let deadline = start + time;
+    let mut n = 0;
+    while n == 0 || Instant::now() < deadline {
+        let stamp = seed + n;
+        check(&echo.call(small_payload(stamp)), SMALL, stamp);
+        n += 1;
+    }
+    Sample { ops: n, all_ops: n, bytes: n * SMALL as u64, secs: start.elapsed().as_secs_f64() }
+}
+
+fn pipelined<E: Echo>(echo: &E, window: usize, time: Duration) -> Sample {
+    let start = Instant::now();
+    let deadline = start + time;
+    let mut in_flight = VecDeque::with_capacity(window);
+    let mut sent = 0u64;
+    for _ in 0..window {
+        in_flight.push_back((echo.submit(small_payload(sent)), sent));
+        sent += 1;
+    }
+    let mut done = 0u64;
+    let secs = loop {
+        let (ticket, stamp) = in_flight.pop_front().expect("window is never empty here");
+        check(&echo.wait(ticket), SMALL, stamp);
+        done += 1;
+        if done.is_multiple_of(8) && Instant::now() >= deadline {
+            break start.elapsed().as_secs_f64();
+        }
+        in_flight.push_back((echo.submit(small_payload(sent)), sent));
+        sent += 1;
+    };
+    let all = done + in_flight.len() as u64;
+    for (ticket, stamp) in in_flight {
+        check(&echo.wait(ticket), SMALL, stamp);
+    }
+    Sample { ops: done, all_ops: all, bytes: done * SMALL as u64, secs }
+}
+
+fn concurrent<E: Echo>(echo: &E, threads: usize, time: Duration) -> Sample {
+    let barrier = Barrier::new(threads + 1);
+    let (ops, secs) = thread::scope(|scope| {
+        let callers: Vec<_> = (0..threads as u64)
+            .map(|i| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    sequential(echo, i << 40, time).ops
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let ops: u64 = callers.into_iter().map(|c| c.join().expect("caller thread")).sum();
+        (ops, start.elapsed().as_secs_f64())
+    });
+    Sample { ops, all_ops: ops, bytes: ops * SMALL as u64, secs }
+}
+
+fn bulk<E: Echo>(echo: &E, time: Duration) -> Sample {
+    let start = Instant::now();
+    let deadline = start + time;
+    let mut payload = vec![0x5a; BULK];
+    let mut n = 0u64;
+    while n == 0 || Instant::now() < deadline {
+        payload[..8].copy_from_slice(&n.to_le_bytes());
+        payload = echo.call(payload);
+        check(&payload, BULK, n);
+        n += 1;
+    }
+    Sample { ops: n, all_ops: n, bytes: n * BULK as u64, secs: start.elapsed().as_secs_f64() }
+}
+
+/// One measured run on a fresh connection: a short warm-up, then `time`.
+fn measure_once(imp: Impl, link: Link, scenario: Scenario, plan: &Plan) -> f64 {
+    fn on<E: Echo>(echo: &E, scenario: Scenario, plan: &Plan) -> f64 {
+        drive(echo, scenario, plan.warmup);
+        drive(echo, scenario, plan.time).figure(scenario)
+    }
+    match imp {
+        Impl::Ps => {
+            let client = PsClient::open(link);
+            let figure = on(&client, scenario, plan);
+            client.finish();
+            figure
+        }
+        Impl::Raw => {
+            let client = RawClient::open(link);
+            let figure = on(&client, scenario, plan);
+            client.finish();
+            figure
+        }
+    }
+}
+
+struct Comparison {
+    ps: Vec<f64>,
+    raw: Vec<f64>,
+}
+
+impl Comparison {
+    fn ratios(&self) -> Vec<f64> {
+        self.ps.iter().zip(&self.raw).map(|(p, r)| p / r).collect()
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+fn min_max(values: &[f64]) -> (f64, f64) {
+    values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+}
+
+/// Runs every scenario `rounds` times, packetstream and baseline
+/// alternating which goes first.
+fn compare(link: Link, scenarios: &[Scenario], rounds: usize, plan: &Plan) -> Vec<Comparison> {
+    let mut results: Vec<Comparison> =
+        scenarios.iter().map(|_| Comparison { ps: Vec::new(), raw: Vec::new() }).collect();
+    for round in 0..rounds {
+        for (scenario, result) in scenarios.iter().zip(&mut results) {
+            let order = if round % 2 == 0 { [Impl::Ps, Impl::Raw] } else { [Impl::Raw, Impl::Ps] };
+            for imp in order {
+                let figure = measure_once(imp, link, *scenario, plan);
+                match imp {
+                    Impl::Ps => result.ps.push(figure),
+                    Impl::Raw => result.raw.push(figure),
+                }
+            }
+        }
+    }
+    results
+}
+
+/// 1234567.8 -> "1,234,568"; small figures keep a decimal.
+fn fmt_figure(value: f64) -> String {
+    if value < 1000.0 {
+        return format!("{value:.1}");
+    }
+    let digits = format!("{:.0}", value);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn print_comparison(title: &str, scenarios: &[Scenario], results: &[Comparison], with_targets: bool) {
+    println!("\n{title}");
+    println!(
+        "{:<36} {:>14} {:>14} {:>7}  {:<13} {}",
+        "scenario",
+        "packetstream",
+        "baseline",
+        "ratio",
+        "ratio range",
+        if with_targets { "target" } else { "" }
+    );
+    for (scenario, result) in scenarios.iter().zip(results) {
+        let ratios = result.ratios();
+        let (lo, hi) = min_max(&ratios);
+        let ratio = median(&ratios);
+        let target = match (with_targets, scenario.target()) {
+            (true, Some(target)) => {
+                format!(">= {target:.2} {}", if ratio >= target { "met" } else { "MISSED" })
+            }
+            _ => String::new(),
+        };
+        println!(
+            "{:<36} {:>14} {:>14} {:>7.3}  {:<13} {}",
+            scenario.label(),
+            fmt_figure(median(&result.ps)),
+            fmt_figure(median(&result.raw)),
+            ratio,
+            format!("{lo:.2}..{hi:.2}"),
+            target
+        );
+        if let Scenario::Sequential = scenario {
+            println!(
+                "{:<36} {:>14.1} {:>14.1}",
+                "  mean call (us)",
+                1e6 / median(&result.ps),
+                1e6 / median(&result.raw)
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Per-request costs: system calls, context switches, allocations.
+
+/// What one side spent per request.
+#[derive(Default)]
+struct SideCosts {
+    writes: f64,
+    reads: f64,
+    allocs: f64,
+    /// Per thread (numbered threads summed): CPU µs, voluntary and
+    /// involuntary context switches, per request; in order of CPU time.
+    threads: Vec<(String, f64, f64, f64)>,
+}
+
+impl SideCosts {
+    fn total(&self) -> (f64, f64, f64) {
+        self.threads.iter().fold((0.0, 0.0, 0.0), |(c, v, i), t| (c + t.1, v + t.2, i + t.3))
+    }
+}
+
+/// Per request, what each group of threads did between two samples.
+fn thread_costs(
+    before: &HashMap<u32, ThreadSample>,
+    after: &HashMap<u32, ThreadSample>,
+    n: u64,
+) -> Vec<(String, f64, f64, f64)> {
+    let mut groups: Vec<(String, f64, f64, f64)> = Vec::new();
+    for (tid, now) in after {
+        let then = before.get(tid).cloned().unwrap_or_default();
+        let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / n as f64;
+        let (cpu, voluntary, involuntary) = (
+            per(now.cpu_ns, then.cpu_ns) / 1e3,
+            per(now.voluntary, then.voluntary),
+            per(now.involuntary, then.involuntary),
+        );
+        match groups.iter_mut().find(|g| g.0 == now.name) {
+            Some(group) => {
+                group.1 += cpu;
+                group.2 += voluntary;
+                group.3 += involuntary;
+            }
+            None => groups.push((now.name.clone(), cpu, voluntary, involuntary)),
+        }
+    }
+    groups.sort_by(|a, b| b.1.total_cmp(&a.1));
+    groups
+}
+
+struct Snapshot {
+    reads: u64,
+    writes: u64,
+    allocs: u64,
+    me: HashMap<u32, ThreadSample>,
+    child: HashMap<u32, ThreadSample>,
+}
+
+fn snapshot(child: u32) -> Snapshot {
+    Snapshot {
+        me: threads_of(std::process::id()),
+        child: threads_of(child),
+        reads: READ_CALLS.load(Relaxed),
+        writes: WRITE_CALLS.load(Relaxed),
+        allocs: ALLOCATIONS.load(Relaxed),
+    }
+}
+
+fn parse_pairs(line: &str) -> HashMap<String, f64> {
+    line.split_whitespace()
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Runs `scenario` over counted pipes to a counting child and returns the
+/// parent's and the child's costs per request.
+fn costs(imp: Impl, scenario: Scenario, plan: &Plan) -> (SideCosts, SideCosts) {
+    fn on<E: Echo>(echo: &E, scenario: Scenario, plan: &Plan, child: u32) -> (Snapshot, Snapshot, u64) {
+        drive(echo, scenario, plan.warmup);
+        let before = snapshot(child);
+        COUNTING.store(true, Relaxed);
+        let sample = drive(echo, scenario, plan.time);
+        COUNTING.store(false, Relaxed);
+        let after = snapshot(child);
+        (before, after, sample.all_ops)
+    }
+    let stats = std::env::temp_dir().join(format!("packetstream-bench-{}.stats", std::process::id()));
+    let stats_path = stats.to_str().expect("a UTF-8 temporary path").to_owned();
+    let (before, after, n) = match imp {
+        Impl::Ps => {
+            let client = PsClient::open_counted(&stats_path);
+            let pid = client.child.as_ref().expect("a child").id();
+            let measured = on(&client, scenario, plan, pid);
+            client.finish();
+            measured
+        }
+        Impl::Raw => {
+            let client = RawClient::open_counted(&stats_path);
+            let pid = client.child.as_ref().expect("a child").id();
+            let measured = on(&client, scenario, plan, pid);
+            client.finish();
+            measured
+        }
+    };
+    let child_stats = parse_pairs(&fs::read_to_string(&stats).unwrap_or_default());
+    let _ = fs::remove_file(&stats);
+    let per = |d: u64| d as f64 / n as f64;
+    let parent = SideCosts {
+        writes: per(after.writes - before.writes),
+        reads: per(after.reads - before.reads),
+        allocs: per(after.allocs - before.allocs),
+        threads: thread_costs(&before.me, &after.me, n),
+    };
+    let served = child_stats.get("served").copied().unwrap_or(f64::NAN);
+    let from_child = |key: &str| child_stats.get(key).copied().unwrap_or(f64::NAN) / served;
+    let child = SideCosts {
+        writes: from_child("writes"),
+        reads: from_child("reads"),
+        allocs: from_child("allocs"),
+        threads: thread_costs(&before.child, &after.child, n),
+    };
+    (parent, child)
+}
+
+fn print_costs(plan: &Plan) {
+    println!("\nPer-request costs over pipes: read/write calls on the stream (counted around it), CPU time and");
+    println!("voluntary/involuntary context switches (/proc/PID/task/*/schedstat and status, all threads),");
+    println!("allocations (counting global allocator). Child read/write/alloc: whole-run totals / requests served.");
+    println!(
+        "{:<16} {:<13} | {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}",
+        "", "", "parent", "", "", "", "", "", "child", "", "", "", "", ""
+    );
+    println!(
+        "{:<16} {:<13} | {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}",
+        "scenario",
+        "impl",
+        "write",
+        "read",
+        "cpu us",
+        "vcsw",
+        "ivcsw",
+        "alloc",
+        "write",
+        "read",
+        "cpu us",
+        "vcsw",
+        "ivcsw",
+        "alloc"
+    );
+    let mut breakdown = Vec::new();
+    for scenario in [Scenario::Sequential, Scenario::Pipelined(64)] {
+        for imp in [Impl::Ps, Impl::Raw] {
+            let (parent, child) = costs(imp, scenario, plan);
+            let name = match scenario {
+                Scenario::Sequential => "A sequential",
+                _ => "B pipelined x64",
+            };
+            let who = if imp == Impl::Ps { "packetstream" } else { "baseline" };
+            let cells = |c: &SideCosts| {
+                let (cpu, voluntary, involuntary) = c.total();
+                format!(
+                    "{:>6.3} {:>6.3} {:>6.2} {:>6.3} {:>6.3} {:>6.2}",
+                    c.writes, c.reads, cpu, voluntary, involuntary, c.allocs
+                )
+            };
+            println!("{name:<16} {who:<13} | {} | {}", cells(&parent), cells(&child));
+            let threads = |c: &SideCosts| {
+                c.threads
+                    .iter()
+                    .filter(|t| t.1 >= 0.005 || t.2 >= 0.005 || t.3 >= 0.005)
+                    .map(|(name, cpu, v, i)| format!("{name} {cpu:.2}/{v:.2}/{i:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            breakdown.push(format!(
+                "{name}, {who}:\n    parent: {}\n    child:  {}",
+                threads(&parent),
+                threads(&child)
+            ));
+        }
+    }
+    println!("(write/read: calls per request, i.e. per packet each way; cpu us: CPU microseconds per request;");
+    println!(" vcsw/ivcsw: voluntary/involuntary context switches per request; alloc: allocations per request)");
+    println!("\nPer thread, per request: name cpu-us/vcsw/ivcsw (threads named NAME-* summed)");
+    for line in breakdown {
+        println!("{line}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Peak memory.
+
+fn run_peak(args: &[String]) -> HashMap<String, f64> {
+    let output =
+        self_command(&["__peak"]).args(args).stderr(Stdio::inherit()).output().expect("run a peak measurement");
+    assert!(output.status.success(), "peak measurement {args:?} failed: {}", output.status);
+    let text = String::from_utf8_lossy(&output.stdout);
+    parse_pairs(text.lines().last().unwrap_or_default())
+}
+
+fn print_peaks(plan: &Plan) {
+    let mib = |kib: f64| kib / 1024.0;
+    println!("\nPeak memory of the parent process (VmHWM; 'start' is VmRSS once connected, before the work)");
+    let n = plan.outstanding;
+    for (imp, name) in [("ps", "packetstream"), ("raw", "baseline")] {
+        let r = run_peak(&["outstanding".into(), imp.into(), n.to_string()]);
+        let grown = r["held_hwm"] - r["start"];
+        println!(
+            "{n} requests outstanding, {name:<12}: start {:6.1} MiB, peak while held {:6.1} MiB \
+             (+{:.1} MiB, {:.0} B/request), peak after answers {:6.1} MiB",
+            mib(r["start"]),
+            mib(r["held_hwm"]),
+            mib(grown),
+            grown * 1024.0 / n as f64,
+            mib(r["end_hwm"]),
+        );
+    }
+    let (size, count) = (plan.bulk_peak_size, plan.bulk_peak_count);
+    for (imp, name) in [("ps", "packetstream"), ("raw", "baseline")] {
+        let r = run_peak(&["bulk".into(), imp.into(), size.to_string(), count.to_string()]);
+        let grown = r["end_hwm"] - r["base"];
+        println!(
+            "{count} x {} MiB echoed, {name:<12}: start {:6.1} MiB, peak {:6.1} MiB \
+             (+{:.1} MiB over the bare process = {:.2} x payload)",
+            size >> 20,
+            mib(r["start"]),
+            mib(r["end_hwm"]),
+            mib(grown),
+            grown * 1024.0 / size as f64,
+        );
+    }
+    println!("(the caller's own payload buffer counts once in the bulk figure; the handles held by the caller");
+    println!(" count in the outstanding figure: a Vec of Pending, or of Arc slots for the baseline)");
+}
+
+// ---------------------------------------------------------------------------
+// The benchmark.
+
+struct Plan {
+    rounds: usize,
+    warmup: Duration,
+    time: Duration,
+    socket_time: Duration,
+    scale_rounds: usize,
+    scale_time: Duration,
+    outstanding: usize,
+    bulk_peak_size: usize,
+    bulk_peak_count: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+        let mut plan = if quick {
+            Plan {
+                rounds: 3,
+                warmup: Duration::from_millis(20),
+                time: Duration::from_millis(100),
+                socket_time: Duration::from_millis(100),
+                scale_rounds: 1,
+                scale_time: Duration::from_millis(100),
+                outstanding: 10_000,
+                bulk_peak_size: 8 << 20,
+                bulk_peak_count: 2,
+            }
+        } else {
+            Plan {
+                rounds: 7,
+                warmup: Duration::from_millis(100),
+                time: Duration::from_secs(1),
+                socket_time: Duration::from_millis(600),
+                scale_rounds: 3,
+                scale_time: Duration::from_millis(500),
+                outstanding: 100_000,
+                bulk_peak_size: 64 << 20,
+                bulk_peak_count: 4,
+            }
+        };
+        if let Some(rounds) = env("PACKETSTREAM_BENCH_ROUNDS") {
+            plan.rounds = (rounds as usize).max(1);
+        }
+        if let Some(secs) = env("PACKETSTREAM_BENCH_SECS") {
+            plan.time = Duration::from_secs_f64(secs);
+            plan.socket_time = Duration::from_secs_f64(secs);
+        }
+        plan
+    }
+}
+
+fn bench_main(quick: bool) {
+    let plan = Plan::new(quick);
+    let started = Instant::now();
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "packetstream transport benchmark: {} mode, {cores} cores, {} rounds x {:.1} s per run \
+         (socketpair {:.1} s), medians",
+        if quick { "quick" } else { "full" },
+        plan.rounds,
+        plan.time.as_secs_f64(),
+        plan.socket_time.as_secs_f64()
+    );
+    println!("ratio = packetstream / baseline: median of the per-round ratios, with their range");
+
+    let main = [Scenario::Sequential, Scenario::Pipelined(64), Scenario::Concurrent(4), Scenario::Bulk];
+    let results = compare(Link::Pipes, &main, plan.rounds, &plan);
+    print_comparison("Parent and child process over the child's stdin/stdout pipes", &main, &results, true);
+
+    let socket_plan = Plan { time: plan.socket_time, ..Plan::new(quick) };
+    let results = compare(Link::SocketPair, &main, plan.rounds, &socket_plan);
+    print_comparison("One process, over a Unix socketpair", &main, &results, true);
+
+    let windows = [1, 8, 64, 512].map(Scenario::Pipelined);
+    let scale_plan = Plan { time: plan.scale_time, ..Plan::new(quick) };
+    let results = compare(Link::Pipes, &windows, plan.scale_rounds, &scale_plan);
+    print_comparison("Scaling of B over pipes with the number of outstanding requests", &windows, &results, false);
+
+    print_costs(&plan);
+    print_peaks(&plan);
+    println!("\ntotal time {:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// `__run ps|raw A|B|C|D|B<window> pipes|socket SECONDS`: one measured run,
+/// for profiling one side alone, e.g.
+/// `perf record -g -- target/release/deps/transport-HASH __run ps A pipes 5`.
+fn run_main(args: &[String]) -> Result<(), String> {
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
+    let imp = match arg(0) {
+        "ps" => Impl::Ps,
+        "raw" => Impl::Raw,
+        other => return Err(format!("unknown implementation {other:?}: ps or raw")),
+    };
+    let scenario = match arg(1) {
+        "A" => Scenario::Sequential,
+        "B" => Scenario::Pipelined(64),
+        "C" => Scenario::Concurrent(4),
+        "D" => Scenario::Bulk,
+        other => match other.strip_prefix('B').and_then(|w| w.parse().ok()) {
+            Some(window) => Scenario::Pipelined(window),
+            None => return Err(format!("unknown scenario {other:?}: A, B, C, D or B<window>")),
+        },
+    };
+    let link = match arg(2) {
+        "pipes" => Link::Pipes,
+        "socket" => Link::SocketPair,
+        other => return Err(format!("unknown link {other:?}: pipes or socket")),
+    };
+    let secs: f64 = arg(3).parse().map_err(|e| format!("seconds: {e}"))?;
+    let plan = Plan { time: Duration::from_secs_f64(secs), ..Plan::new(true) };
+    println!("{} {}: {}", arg(0), scenario.label(), fmt_figure(measure_once(imp, link, scenario, &plan)));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let role = args.first().map(String::as_str);
+    let outcome = match role {
+        Some("__child") => child_main(&args[1..]),
+        Some("__hold") => hold_main(&args[1..]),
+        Some("__peak") => peak_main(&args[1..]),
+        Some("__run") => run_main(&args[1..]),
+        _ => {
+            let quick = std::env::var_os("PACKETSTREAM_BENCH_QUICK").is_some_and(|v| v != "0")
+                || !args.iter().any(|a| a == "--bench");
+            bench_main(quick);
+            Ok(())
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("transport bench {}: {message}", role.unwrap_or_default());
+            ExitCode::FAILURE
+        }
+    }
+}
