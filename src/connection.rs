@@ -59,7 +59,7 @@ impl Shared {
         let found = self.tags.lock().lookup(channel, tag);
         match found {
             Lookup::Waiting(slot) => {
-                Counters::add(&self.counters.responses_in, 1);
+                Counters::bump(&self.counters.reader.responses_in, 1);
                 let ok = packet.wire_flags & 1 == 1;
                 let flags = packet.wire_flags >> 1;
                 let payload = packet.payload;
@@ -116,7 +116,7 @@ impl Shared {
     /// the peer, the reader may not.
     pub fn send_response(&self, packet: Packet, alone: bool) {
         if self.send(packet, alone, None).is_ok() {
-            Counters::add(&self.counters.responses_out, 1);
+            Counters::add(&self.counters.senders.responses_out, 1);
         }
     }
 
@@ -127,7 +127,7 @@ impl Shared {
         let packet = Packet::response_unchecked(channel, tag, false, 0, text.into_bytes());
         match self.out.try_send(packet) {
             Ok(()) => {
-                Counters::add(&self.counters.responses_out, 1);
+                Counters::add(&self.counters.senders.responses_out, 1);
                 Ok(())
             }
             Err(TrySendError::Full(packet)) => self.pool.send_later(packet, self),
@@ -346,7 +346,7 @@ impl PacketConnection {
             self.shared.forget(channel, tag);
             return Err(error);
         }
-        Counters::add(&self.shared.counters.requests_out, 1);
+        Counters::add(&self.shared.counters.senders.requests_out, 1);
         Ok(Pending::new(slot, channel, tag, Arc::clone(&self.shared)))
     }
 

@@ -35,7 +35,7 @@ pub(crate) fn run(mut reader: PacketReader<Box<dyn ReadHalf>>, shared: Arc<Share
 }
 
 fn read_loop(reader: &mut PacketReader<Box<dyn ReadHalf>>, shared: &Arc<Shared>) -> Result<(), Error> {
-    let counters = &shared.counters;
+    let counters = &shared.counters.reader;
     // After the peer's ERQ its requests are refused.
     let mut peer_ended_requests = false;
     loop {
@@ -45,7 +45,7 @@ fn read_loop(reader: &mut PacketReader<Box<dyn ReadHalf>>, shared: &Arc<Shared>)
             return Ok(());
         };
         log::trace!("{}: <- {packet:?}", shared.name);
-        Counters::add(&counters.packets_in, 1);
+        Counters::bump(&counters.packets_in, 1);
         if !packet.is_request() {
             shared.deliver(packet);
             continue;
@@ -62,7 +62,7 @@ fn read_loop(reader: &mut PacketReader<Box<dyn ReadHalf>>, shared: &Arc<Shared>)
                 return Err(ProtocolError::BadControlPacket { channel: packet.channel, tag: packet.tag }.into());
             }
         }
-        Counters::add(&counters.requests_in, 1);
+        Counters::bump(&counters.requests_in, 1);
         accept_request(packet, peer_ended_requests, shared)?;
     }
 }

@@ -28,35 +28,68 @@ pub struct Stats {
     pub write_calls: u64,
 }
 
+/// The counters, grouped by who writes them and each group on its own cache
+/// line, so that the reader, the write side and the callers do not bounce a
+/// shared line between cores on every packet.
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub requests_out: AtomicU64,
+    /// Written by the reader thread only.
+    pub reader: ReaderCounters,
+    /// Written by whoever holds the sink lock.
+    pub sink: SinkCounters,
+    /// Written by callers and workers.
+    pub senders: SenderCounters,
+}
+
+#[derive(Default)]
+#[repr(align(64))]
+pub(crate) struct ReaderCounters {
     pub responses_in: AtomicU64,
     pub requests_in: AtomicU64,
-    pub responses_out: AtomicU64,
-    pub packets_out: AtomicU64,
     pub packets_in: AtomicU64,
-    pub bytes_out: AtomicU64,
     pub bytes_in: AtomicU64,
+}
+
+#[derive(Default)]
+#[repr(align(64))]
+pub(crate) struct SinkCounters {
+    pub packets_out: AtomicU64,
+    pub bytes_out: AtomicU64,
     pub write_calls: AtomicU64,
 }
 
+#[derive(Default)]
+#[repr(align(64))]
+pub(crate) struct SenderCounters {
+    pub requests_out: AtomicU64,
+    pub responses_out: AtomicU64,
+}
+
 impl Counters {
+    /// For counters with many writers.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
 
+    /// For counters with one writer at a time (the reader thread, or the
+    /// holder of the sink lock): a plain load and store, no locked
+    /// read-modify-write.
+    pub fn bump(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
     pub fn snapshot(&self) -> Stats {
+        let (reader, sink, senders) = (&self.reader, &self.sink, &self.senders);
         Stats {
-            requests_out: self.requests_out.load(Relaxed),
-            responses_in: self.responses_in.load(Relaxed),
-            requests_in: self.requests_in.load(Relaxed),
-            responses_out: self.responses_out.load(Relaxed),
-            packets_out: self.packets_out.load(Relaxed),
-            packets_in: self.packets_in.load(Relaxed),
-            bytes_out: self.bytes_out.load(Relaxed),
-            bytes_in: self.bytes_in.load(Relaxed),
-            write_calls: self.write_calls.load(Relaxed),
+            requests_out: senders.requests_out.load(Relaxed),
+            responses_in: reader.responses_in.load(Relaxed),
+            requests_in: reader.requests_in.load(Relaxed),
+            responses_out: senders.responses_out.load(Relaxed),
+            packets_out: sink.packets_out.load(Relaxed),
+            packets_in: reader.packets_in.load(Relaxed),
+            bytes_out: sink.bytes_out.load(Relaxed),
+            bytes_in: reader.bytes_in.load(Relaxed),
+            write_calls: sink.write_calls.load(Relaxed),
         }
     }
 }

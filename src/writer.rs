@@ -138,7 +138,7 @@ impl Sink {
     /// full batch requires.
     fn push(&mut self, packet: &Packet, shared: &Shared) -> io::Result<()> {
         log::trace!("{}: -> {packet:?}", shared.name);
-        Counters::add(&shared.counters.packets_out, 1);
+        Counters::bump(&shared.counters.sink.packets_out, 1);
         if packet.payload.len() >= DIRECT_PAYLOAD {
             codec::encode_header(packet, &mut self.batch);
             self.write_batch(shared)?;
@@ -168,13 +168,13 @@ impl Sink {
     /// `write_all`, counting the write calls for [`Stats`](crate::Stats).
     fn write_all(&mut self, mut bytes: &[u8], shared: &Shared) -> io::Result<()> {
         let out = self.out.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
-        let counters = &shared.counters;
+        let counters = &shared.counters.sink;
         while !bytes.is_empty() {
             match out.write(bytes) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
-                    Counters::add(&counters.write_calls, 1);
-                    Counters::add(&counters.bytes_out, n as u64);
+                    Counters::bump(&counters.write_calls, 1);
+                    Counters::bump(&counters.bytes_out, n as u64);
                     bytes = &bytes[n..];
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
