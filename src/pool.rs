@@ -223,6 +223,12 @@ fn answer(handler: &dyn Handler, packet: Packet, name: &str) -> Packet {
         }
     };
     Packet::response(channel, tag, ok, flags, payload).unwrap_or_else(|error| {
-        Packet::response_unchecked(channel, tag, false, 0, format!("handler's answer does not fit: {error}").into_bytes())
+        Packet::response_unchecked(
+            channel,
+            tag,
+            false,
+            0,
+            format!("handler's answer does not fit: {error}").into_bytes(),
+        )
     })
 }

@@ -1,0 +1,527 @@
+//! Interoperability with the real Python `cs.packetstream` 20240630.
+//!
+//! The Python peer lives in a virtual environment made by
+//! `../shared/peers/install-cs-packetstream.sh .venv-cs`; `PACKETSTREAM_PYTHON`
+//! names another interpreter. Without it these tests say SKIPPED and pass,
+//! except under CI (env `CI` set), where they fail.
+//!
+//! Every child process gets a bounded wait and is killed when it runs out:
+//! a hang fails a test instead of stalling it.
+
+use std::env;
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use packetstream::{
+    Config, Error, Failure, PacketConnection, Pending, ProtocolError, Request, Response, Transport, MAX_REQUEST_FLAGS,
+    MAX_RESPONSE_FLAGS,
+};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+/// How long one answer may take.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection's close may take (the child is killed after it).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
+/// The whole Python client run.
+const PYTHON_CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
+/// Passed to the Python scripts: their own watchdog, shorter than ours so
+/// that their message is what a hang shows.
+const PYTHON_WATCHDOG_SECONDS: &str = "150";
+
+// ---------------------------------------------------------------------------
+// Finding the Python peer
+
+/// Whether this is a CI run, where a missing Python peer is a failure.
+fn in_ci() -> bool {
+    env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// The interpreter to use, or why there is none.
+fn find_python() -> Result<PathBuf, String> {
+    let (python, origin) = match env::var_os("PACKETSTREAM_PYTHON") {
+        Some(path) if !path.is_empty() => (PathBuf::from(path), "from PACKETSTREAM_PYTHON"),
+        _ => (Path::new(REPO).join(".venv-cs/bin/python"), "the default"),
+    };
+    let mut command = Command::new(&python);
+    command.args(["-c", "import cs.packetstream"]);
+    match run_bounded(command, Duration::from_secs(120)) {
+        Ok(run) if run.status.is_some_and(|s| s.success()) => Ok(python),
+        Ok(run) => {
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+            Err(format!("{} ({origin}) cannot `import cs.packetstream`: {last}", python.display()))
+        }
+        Err(error) => Err(format!("cannot run {} ({origin}): {error}", python.display())),
+    }
+}
+
+/// The Python interpreter with `cs.packetstream`, checked once. `None` means
+/// the test is skipped (said loudly); under CI it fails instead.
+fn python(test: &str) -> Option<PathBuf> {
+    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match FOUND.get_or_init(find_python) {
+        Ok(python) => Some(python.clone()),
+        Err(why) if in_ci() => panic!(
+            "CI is set, so the interoperability tests must run, but the real Python cs.packetstream \
+             is not available: {why}. Install it with `bash ../shared/peers/install-cs-packetstream.sh .venv-cs` \
+             (from the repository root) or set PACKETSTREAM_PYTHON to a python that can import it."
+        ),
+        Err(why) => {
+            // Straight to stderr, in one write: the test harness would
+            // swallow eprintln!.
+            let message = format!(
+                "\n*** SKIPPED interop test {test}: the real Python cs.packetstream is not available: {why}\n\
+                 *** To run it: ../shared/peers/install-cs-packetstream.sh .venv-cs \
+                 (or set PACKETSTREAM_PYTHON to a python that can import cs.packetstream)\n"
+            );
+            let _ = io::stderr().lock().write_all(message.as_bytes());
+            None
+        }
+    }
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(REPO).join("tests/python").join(name)
+}
+
+// ---------------------------------------------------------------------------
+// Child processes with bounded waits
+
+/// How a bounded run ended: `status` is `None` if it had to be killed.
+struct Run {
+    status: Option<ExitStatus>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Reads a stream to its end on a thread of its own.
+fn drain(mut stream: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stream.read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    rx
+}
+
+/// Runs `command` (stdin empty, stdout and stderr collected), killing it if
+/// it is still running after `timeout`.
+fn run_bounded(mut command: Command, timeout: Duration) -> io::Result<Run> {
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + timeout;
+    // std has no timed wait on a child: poll it, with a short pause.
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            child.wait()?;
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    // A grandchild could still hold the pipes: do not wait for it for long.
+    let collect = |rx: Receiver<Vec<u8>>| rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+    Ok(Run { status, stdout: collect(stdout), stderr: collect(stderr) })
+}
+
+/// The last `max` bytes of `bytes` as text: Python's tracebacks can be huge.
+fn tail(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let start = text.len().saturating_sub(max);
+    let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+    let cut = if start > 0 { format!("[... {start} bytes cut ...]\n") } else { String::new() };
+    format!("{cut}{}", &text[start..])
+}
+
+/// The stderr of a child that talks over its stdio, collected on a thread.
+struct ChildStderr(Receiver<Vec<u8>>);
+
+impl ChildStderr {
+    /// The end of what the child wrote, once it has exited (bounded wait).
+    fn tail(&self) -> String {
+        match self.0.recv_timeout(Duration::from_secs(10)) {
+            Ok(bytes) => tail(&bytes, 16 * 1024),
+            Err(_) => "(the child's stderr did not end)".to_owned(),
+        }
+    }
+}
+
+/// Starts `python script` as a packet peer over its stdin and stdout. Its
+/// stderr (import chatter, logs, tracebacks) is collected, not mixed into
+/// the test's output.
+fn spawn_python(python: &Path, name: &str) -> (Transport, ChildStderr) {
+    let (reader, writer) = io::pipe().expect("a pipe for the child's stderr");
+    let mut command = Command::new(python);
+    command.arg(script(name)).env("PACKETSTREAM_TEST_WATCHDOG", PYTHON_WATCHDOG_SECONDS).stderr(writer);
+    let transport = Transport::spawn(&mut command).unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    // `command` and with it our copy of the pipe's write end go here, so the
+    // drain sees the end of input when the child exits.
+    drop(command);
+    (transport, ChildStderr(drain(reader)))
+}
+
+/// Runs `body`; if it panics, shows the child's stderr before failing.
+fn showing_stderr_on_failure<T>(name: &str, stderr: ChildStderr, body: impl FnOnce() -> T) -> T {
+    match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(panic) => {
+            // The connection was dropped while unwinding, so the child has
+            // been told to end (or killed).
+            eprintln!("---- stderr of {name} (its end) ----\n{}\n---- end of stderr of {name} ----", stderr.tail());
+            panic::resume_unwind(panic)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+
+fn config(name: &str) -> Config {
+    Config::default().name(name).close_timeout(CLOSE_TIMEOUT)
+}
+
+/// xorshift64*: varied payloads without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Waits a bounded time for an answer; a timeout fails the test.
+fn answer(mut pending: Pending, what: &str) -> Result<Response, Error> {
+    match pending.wait_timeout(ANSWER_TIMEOUT) {
+        Err(Error::Timeout) => panic!("{what}: no answer within {ANSWER_TIMEOUT:?}"),
+        outcome => outcome,
+    }
+}
+
+fn call(conn: &PacketConnection, rq_type: u64, flags: u64, payload: &[u8], what: &str) -> Result<Response, Error> {
+    let pending = conn.submit(rq_type, flags, payload.to_vec()).unwrap_or_else(|e| panic!("{what}: submit: {e}"));
+    answer(pending, what)
+}
+
+fn assert_echo(what: &str, got: Result<Response, Error>, flags: u64, payload: &[u8]) {
+    let got = got.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+    assert_eq!(got.flags, flags, "{what}: flags");
+    assert!(
+        got.payload == payload,
+        "{what}: payload of {} bytes came back as {} bytes{}",
+        payload.len(),
+        got.payload.len(),
+        if got.payload.len() == payload.len() { " with different contents" } else { "" }
+    );
+}
+
+/// Closes in order and checks that the child exited 0 and sent nothing after
+/// its EOF packet.
+fn close_cleanly(conn: PacketConnection, name: &str) {
+    let finished = conn.close().unwrap_or_else(|e| panic!("close of the connection to {name}: {e:?}"));
+    let status = finished.exit_status().unwrap_or_else(|| panic!("{name}: no exit status after close"));
+    assert!(status.success(), "{name} exited badly: {status}");
+    assert!(finished.unread().is_empty(), "{name} sent {} bytes after its EOF packet", finished.unread().len());
+}
+
+// ---------------------------------------------------------------------------
+// Rust client, Python server
+
+#[test]
+fn rust_client_python_server_echo() {
+    let Some(python) = python("rust_client_python_server_echo") else { return };
+    let (transport, stderr) = spawn_python(&python, "echo_server.py");
+    showing_stderr_on_failure("echo_server.py", stderr, move || {
+        let conn = PacketConnection::new(transport, config("interop-echo")).expect("start the connection");
+        let mut rng = Rng(0x5eed_0001);
+
+        // A grid of request types, flags and payloads. MAX_RESPONSE_FLAGS is
+        // the largest that can come back in a 64-bit response header.
+        let all_flags = [0, 1, 15, 137, 1 << 40, MAX_RESPONSE_FLAGS];
+        let payloads =
+            [Vec::new(), b"x".to_vec(), b"hello, world".to_vec(), (0..=255).collect(), rng.bytes(100 * 1024)];
+        let mut calls = 0;
+        for rq_type in [0, 2, 7, 1000] {
+            for flags in all_flags {
+                for payload in &payloads {
+                    let what = format!("rq_type {rq_type}, flags {flags}, {} bytes", payload.len());
+                    assert_echo(&what, call(&conn, rq_type, flags, payload, &what), flags, payload);
+                    calls += 1;
+                }
+            }
+        }
+        let big = rng.bytes(1 << 20);
+        assert_echo("1 MiB payload", call(&conn, 0, 3, &big, "1 MiB payload"), 3, &big);
+
+        // The handler raises for rq_type 1: ok = 0, flags 0, Python's text.
+        match call(&conn, 1, 5, b"x", "rq_type 1") {
+            Err(Error::Failed(failure)) => {
+                println!("rq_type 1 failed as expected: {failure:?}");
+                assert_eq!(failure.flags, 0, "flags of the failed response");
+                assert_eq!(failure.text(), "exception during handler");
+            }
+            other => panic!("rq_type 1 should fail with Error::Failed, got {other:?}"),
+        }
+
+        // cs.packetstream serves channel 0 only.
+        for i in 0..3 {
+            let pending = conn.submit_on(5, 0, i, b"on channel 5".to_vec()).expect("submit on channel 5");
+            assert_eq!(pending.channel(), 5);
+            match answer(pending, "request on channel 5") {
+                Err(Error::Failed(failure)) => {
+                    println!("request on channel 5 refused as expected: {failure:?}");
+                    assert!(failure.text().starts_with("unknown channel"), "refusal text: {failure:?}");
+                    assert_eq!(failure.flags, 0);
+                }
+                other => panic!("a request on channel 5 should fail with Error::Failed, got {other:?}"),
+            }
+        }
+
+        // Failures and refusals leave the connection usable.
+        assert_echo("call after refusals", call(&conn, 0, 9, b"still here", "after refusals"), 9, b"still here");
+        assert_eq!(conn.outstanding(), 0);
+        println!("{} echo calls checked", calls + 1);
+        close_cleanly(conn, "echo_server.py");
+    });
+}
+
+#[test]
+fn rust_client_python_server_many_in_flight_from_threads() {
+    const THREADS: u64 = 4;
+    const PER_THREAD: usize = 250;
+    let Some(python) = python("rust_client_python_server_many_in_flight_from_threads") else { return };
+    let (transport, stderr) = spawn_python(&python, "echo_server.py");
+    showing_stderr_on_failure("echo_server.py", stderr, move || {
+        let conn = PacketConnection::new(transport, config("interop-threads")).expect("start the connection");
+        thread::scope(|scope| {
+            let callers: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let conn = &conn;
+                    scope.spawn(move || {
+                        let mut rng = Rng(0x1000 + t);
+                        // Submit them all before waiting for any.
+                        let sent: Vec<_> = (0..PER_THREAD)
+                            .map(|i| {
+                                let flags = rng.below(1 << 48);
+                                let len = rng.below(1024) as usize;
+                                let payload = rng.bytes(len);
+                                let pending = conn.submit(0, flags, payload.clone()).unwrap_or_else(|e| {
+                                    panic!("thread {t}: submit {i}: {e}");
+                                });
+                                (pending, flags, payload)
+                            })
+                            .collect();
+                        for (i, (pending, flags, payload)) in sent.into_iter().enumerate() {
+                            let what = format!("thread {t}, request {i}");
+                            assert_echo(&what, answer(pending, &what), flags, &payload);
+                        }
+                    })
+                })
+                .collect();
+            for caller in callers {
+                if let Err(panic) = caller.join() {
+                    panic::resume_unwind(panic);
+                }
+            }
+        });
+        assert_eq!(conn.outstanding(), 0);
+        let stats = conn.stats();
+        println!("{stats:?}");
+        close_cleanly(conn, "echo_server.py");
+    });
+}
+
+#[test]
+fn rust_and_python_both_make_requests() {
+    let Some(python) = python("rust_and_python_both_make_requests") else { return };
+    let (transport, stderr) = spawn_python(&python, "bidi_server.py");
+    showing_stderr_on_failure("bidi_server.py", stderr, move || {
+        // Python's requests to us: rq_type 0 answers flags + 1 and the payload
+        // in upper case; rq_type 1 fails.
+        let served = Arc::new(AtomicUsize::new(0));
+        let handler = {
+            let served = Arc::clone(&served);
+            move |rq: Request| -> Result<Response, Failure> {
+                served.fetch_add(1, Ordering::Relaxed);
+                match rq.rq_type {
+                    0 => Ok(Response { flags: rq.flags + 1, payload: rq.payload.to_ascii_uppercase() }),
+                    1 => Err(Failure::new("rust refuses")),
+                    other => Err(Failure::new(format!("unexpected rq_type {other}"))),
+                }
+            }
+        };
+        let conn =
+            PacketConnection::with_handler(transport, config("interop-bidi"), handler).expect("start the connection");
+
+        // Plain echo, and Python's own failure.
+        assert_echo("echo", call(&conn, 0, 4, b"plain", "echo"), 4, b"plain");
+        assert!(matches!(call(&conn, 1, 0, b"", "rq_type 1"), Err(Error::Failed(_))));
+
+        // rq_type 2: Python asks us back while our request waits; from
+        // several threads, so requests go both ways at once.
+        const THREADS: u64 = 4;
+        const PER_THREAD: usize = 25;
+        thread::scope(|scope| {
+            let callers: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let conn = &conn;
+                    scope.spawn(move || {
+                        let mut rng = Rng(0x2000 + t);
+                        let sent: Vec<_> = (0..PER_THREAD)
+                            .map(|_| {
+                                let flags = rng.below(1 << 40);
+                                let payload: Vec<u8> =
+                                    (0..rng.below(200)).map(|_| b'a' + rng.below(26) as u8).collect();
+                                (conn.submit(2, flags, payload.clone()).expect("submit rq_type 2"), flags, payload)
+                            })
+                            .collect();
+                        for (i, (pending, flags, payload)) in sent.into_iter().enumerate() {
+                            let what = format!("thread {t}, callback request {i}");
+                            assert_echo(&what, answer(pending, &what), flags + 1, &payload.to_ascii_uppercase());
+                        }
+                    })
+                })
+                .collect();
+            for caller in callers {
+                if let Err(panic) = caller.join() {
+                    panic::resume_unwind(panic);
+                }
+            }
+        });
+
+        // rq_type 3: Python asks us for rq_type 1, sees our failure, and
+        // reports its text.
+        let reply = call(&conn, 3, 0, b"", "rq_type 3").expect("rq_type 3");
+        assert_eq!(String::from_utf8_lossy(&reply.payload), "peer failed: rust refuses");
+
+        let expected = THREADS as usize * PER_THREAD + 1;
+        assert_eq!(served.load(Ordering::Relaxed), expected, "requests Python made of us");
+        let stats = conn.stats();
+        println!("{stats:?}");
+        close_cleanly(conn, "bidi_server.py");
+    });
+}
+
+/// Request flags up to MAX_REQUEST_FLAGS fit in a request header, but the
+/// echo of flags above MAX_RESPONSE_FLAGS does not fit in 64 bits: Python
+/// (unbounded integers) sends it anyway. The reader must report a protocol
+/// error, not wrap or panic.
+#[test]
+fn python_echo_of_flags_past_64_bits_is_a_protocol_error() {
+    let Some(python) = python("python_echo_of_flags_past_64_bits_is_a_protocol_error") else { return };
+    let (transport, stderr) = spawn_python(&python, "echo_server.py");
+    showing_stderr_on_failure("echo_server.py", stderr, move || {
+        let conn = PacketConnection::new(transport, config("interop-overflow")).expect("start the connection");
+        assert_echo("largest echoable flags", call(&conn, 0, MAX_RESPONSE_FLAGS, b"", "max"), MAX_RESPONSE_FLAGS, b"");
+        match call(&conn, 0, MAX_REQUEST_FLAGS, b"too big", "flags past 64 bits") {
+            Err(Error::Protocol(ProtocolError::VarintOverflow)) => {}
+            other => panic!("the echo of flags {MAX_REQUEST_FLAGS} should be a VarintOverflow, got {other:?}"),
+        }
+        match conn.close() {
+            Err(Error::Protocol(ProtocolError::VarintOverflow)) => {}
+            other => panic!("close should report the protocol error, got {other:?}"),
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Python client, Rust server
+
+/// The `echo_server` example, which `cargo test` builds next to the test
+/// binary (`target/<profile>/deps/interop-HASH` →
+/// `target/<profile>/examples/echo_server`). If it is not there (as after
+/// `cargo test --test interop` in a fresh target), builds it.
+fn echo_server_example() -> PathBuf {
+    let name = format!("echo_server{}", env::consts::EXE_SUFFIX);
+    let exe = env::current_exe().expect("the test binary's path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("the test binary is in <target>/<profile>/deps");
+    let candidate = profile_dir.join("examples").join(&name);
+    if candidate.is_file() {
+        return candidate;
+    }
+    let _ = writeln!(
+        io::stderr(),
+        "interop: {} is missing: building it with `cargo build --example echo_server`",
+        candidate.display()
+    );
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let mut command = Command::new(cargo);
+    // The target directory comes from the environment (CARGO_TARGET_DIR) or
+    // the configuration as for the outer build; cargo reports where the
+    // binary went.
+    command.current_dir(REPO).args(["build", "--example", "echo_server", "--message-format=json-render-diagnostics"]);
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("release") => {
+            command.arg("--release");
+        }
+        Some("debug") | None => {}
+        Some(profile) => {
+            command.args(["--profile", profile]);
+        }
+    }
+    let run = run_bounded(command, Duration::from_secs(900)).expect("run cargo build");
+    assert!(
+        run.status.is_some_and(|s| s.success()),
+        "cargo build --example echo_server failed ({:?}):\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let built = stdout
+        .lines()
+        .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"name\":\"echo_server\""))
+        .find_map(|line| {
+            let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
+            let end = start + line[start..].find('"')?;
+            Some(PathBuf::from(&line[start..end]))
+        })
+        .expect("cargo build did not report the echo_server executable");
+    assert!(built.is_file(), "cargo reported {} but it is not there", built.display());
+    built
+}
+
+#[test]
+fn python_client_rust_server() {
+    let Some(python) = python("python_client_rust_server") else { return };
+    let server = echo_server_example();
+    let mut command = Command::new(&python);
+    command.arg(script("echo_client.py")).arg(&server).env("PACKETSTREAM_TEST_WATCHDOG", PYTHON_WATCHDOG_SECONDS);
+    let run = run_bounded(command, PYTHON_CLIENT_TIMEOUT).expect("run echo_client.py");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = tail(&run.stderr, 16 * 1024);
+    let report = || format!("---- stdout ----\n{stdout}\n---- stderr ----\n{stderr}\n----");
+    let status = run.status.unwrap_or_else(|| {
+        panic!("echo_client.py still running after {PYTHON_CLIENT_TIMEOUT:?}: killed\n{}", report())
+    });
+    assert!(status.success(), "echo_client.py against {} exited with {status}\n{}", server.display(), report());
+    let summary = stdout.lines().last().unwrap_or("");
+    assert!(
+        summary.starts_with("echo_client.py: ok ") && summary.contains(" server_exit=0"),
+        "unexpected summary from echo_client.py: {summary:?}\n{}",
+        report()
+    );
+    println!("{summary}");
+}
