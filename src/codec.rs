@@ -159,6 +159,17 @@ impl<R: Read> PacketReader<R> {
         (self.inner, self.buf[self.start..self.end].to_vec())
     }
 
+    /// Whether a whole frame is already buffered, so that
+    /// [`read_packet`](Self::read_packet) will return without reading.
+    pub fn has_buffered_packet(&self) -> bool {
+        match decode_varint(&self.buf[self.start..self.end]) {
+            Ok(Some((len, prefix))) => (len as usize).saturating_add(prefix) <= self.end - self.start,
+            // A bad length is found without reading too.
+            Err(_) => true,
+            Ok(None) => false,
+        }
+    }
+
     /// Reads more bytes into the buffer; `Ok(0)` at the end of the stream.
     fn fill(&mut self) -> io::Result<usize> {
         if self.start == self.end {

@@ -53,27 +53,29 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// A response arrived: hand it to its caller.
-    pub fn deliver(&self, packet: Packet) {
+    /// A response arrived: find its caller's slot and what to deliver there.
+    pub fn resolve(&self, packet: Packet) -> Option<(Arc<Slot>, Result<Response, Error>)> {
         let (channel, tag) = (packet.channel, packet.tag);
         let found = self.tags.lock().lookup(channel, tag);
         match found {
             Lookup::Waiting(slot) => {
                 Counters::bump(&self.counters.reader.responses_in, 1);
-                let ok = packet.wire_flags & 1 == 1;
                 let flags = packet.wire_flags >> 1;
                 let payload = packet.payload;
-                slot.complete(if ok {
+                let outcome = if packet.wire_flags & 1 == 1 {
                     Ok(Response { flags, payload })
                 } else {
                     Err(Error::Failed(crate::Failure { flags, payload }))
-                });
+                };
+                Some((slot, outcome))
             }
             Lookup::Forgotten => {
                 log::debug!("{}: dropping late response to cancelled request {channel}:{tag}", self.name);
+                None
             }
             Lookup::Unknown => {
                 log::warn!("{}: ignoring response to unknown request {channel}:{tag}", self.name);
+                None
             }
         }
     }

@@ -28,15 +28,6 @@ enum Job {
     Send(Packet),
 }
 
-/// What became of a request offered to the pool.
-pub(crate) enum Admission {
-    Queued,
-    /// Its `(channel, tag)` is already in service.
-    Duplicate,
-    /// The pool is closed: the connection is closing.
-    Closed,
-}
-
 #[derive(Default)]
 struct State {
     /// Unbounded so that the reader never waits on it; `max_incoming` bounds
@@ -76,24 +67,29 @@ impl Pool {
         self.handler.is_some()
     }
 
-    /// Admits a request for the handler, unless its tag is in service or the
-    /// pool is closed.
+    /// Admits requests for the handler, all under one lock and with one
+    /// wake-up. Returns the refusals to send: `(channel, tag, text)` for a
+    /// tag already in service, or every request once the pool is closed.
     ///
     /// # Errors
     /// [`ProtocolError::TooManyIncoming`] past the configured limit.
-    pub fn admit(&self, packet: Packet, shared: &Arc<Shared>) -> Result<Admission, Error> {
+    pub fn admit(&self, requests: &mut Vec<Packet>, shared: &Arc<Shared>) -> Result<Vec<(u64, u64, String)>, Error> {
+        let mut refusals = Vec::new();
         let mut state = self.state.lock();
-        if state.closed {
-            return Ok(Admission::Closed);
+        for packet in requests.drain(..) {
+            let (channel, tag) = (packet.channel, packet.tag);
+            if state.closed {
+                refusals.push((channel, tag, "connection closing".to_owned()));
+            } else if state.serving.len() >= self.limit {
+                return Err(ProtocolError::TooManyIncoming { limit: self.limit }.into());
+            } else if !state.serving.insert((channel, tag)) {
+                refusals.push((channel, tag, format!("channel {channel}: tag already in use: {tag}")));
+            } else {
+                state.jobs.push_back(Job::Serve(packet));
+            }
         }
-        if state.serving.len() >= self.limit {
-            return Err(ProtocolError::TooManyIncoming { limit: self.limit }.into());
-        }
-        if !state.serving.insert((packet.channel, packet.tag)) {
-            return Ok(Admission::Duplicate);
-        }
-        self.push(state, Job::Serve(packet), shared)?;
-        Ok(Admission::Queued)
+        self.wake(state, shared)?;
+        Ok(refusals)
     }
 
     /// Has a worker send a response the reader could not queue at once.
@@ -102,18 +98,23 @@ impl Pool {
     /// [`ProtocolError::TooManyIncoming`] when such responses pile up past
     /// the limit: the peer sends requests and does not read.
     pub fn send_later(&self, packet: Packet, shared: &Arc<Shared>) -> Result<(), Error> {
-        let state = self.state.lock();
+        let mut state = self.state.lock();
         if state.closed {
             return Ok(());
         }
         if state.jobs.len() >= self.limit {
             return Err(ProtocolError::TooManyIncoming { limit: self.limit }.into());
         }
-        self.push(state, Job::Send(packet), shared)
+        state.jobs.push_back(Job::Send(packet));
+        self.wake(state, shared)
     }
 
-    fn push(&self, mut state: parking_lot::MutexGuard<'_, State>, job: Job, shared: &Arc<Shared>) -> Result<(), Error> {
-        state.jobs.push_back(job);
+    /// Wakes one idle worker for new jobs (it wakes the next if more are
+    /// waiting), or starts the workers on the first job.
+    fn wake(&self, mut state: parking_lot::MutexGuard<'_, State>, shared: &Arc<Shared>) -> Result<(), Error> {
+        if state.jobs.is_empty() {
+            return Ok(());
+        }
         let wake = state.idle > 0;
         let start = !std::mem::replace(&mut state.started, true);
         drop(state);
@@ -141,6 +142,11 @@ impl Pool {
         let mut state = self.state.lock();
         loop {
             if let Some(job) = state.jobs.pop_front() {
+                // Pass the wake-up on while work remains, so that a slow
+                // handler does not hold up the jobs queued behind it.
+                if !state.jobs.is_empty() && state.idle > 0 {
+                    self.work.notify_one();
+                }
                 return Some(job);
             }
             if state.closed {

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use crate::codec::PacketReader;
 use crate::connection::Shared;
 use crate::error::{Error, ProtocolError};
+use crate::handler::Response;
 use crate::packet::{Control, Packet};
-use crate::pool::Admission;
+use crate::pending::Slot;
 use crate::stats::Counters;
 use crate::transport::ReadHalf;
 
@@ -34,11 +35,59 @@ pub(crate) fn run(mut reader: PacketReader<Box<dyn ReadHalf>>, shared: Arc<Share
     ReaderEnd { reader, unread }
 }
 
+/// What the reader has decoded but not yet handed on. While more whole
+/// frames sit in the read buffer the reader keeps decoding, then completes the
+/// answers and admits the requests together: one wake-up of a caller or a
+/// worker serves many packets, instead of one each. A lone packet is handed on
+/// at once, since nothing else is buffered behind it.
+#[derive(Default)]
+struct Batch {
+    answers: Vec<(Arc<Slot>, Result<Response, Error>)>,
+    requests: Vec<Packet>,
+}
+
+/// A batch is handed on at this size even if more frames are buffered.
+const BATCH_MAX: usize = 64;
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.answers.len() + self.requests.len()
+    }
+
+    fn hand_on(&mut self, shared: &Arc<Shared>) -> Result<(), Error> {
+        for (slot, outcome) in self.answers.drain(..) {
+            slot.complete(outcome);
+        }
+        if self.requests.is_empty() {
+            return Ok(());
+        }
+        for (channel, tag, text) in shared.pool.admit(&mut self.requests, shared)? {
+            shared.reject(channel, tag, text)?;
+        }
+        Ok(())
+    }
+}
+
 fn read_loop(reader: &mut PacketReader<Box<dyn ReadHalf>>, shared: &Arc<Shared>) -> Result<(), Error> {
+    let mut batch = Batch::default();
+    let outcome = decode_loop(reader, shared, &mut batch);
+    // Answers that arrived before the end still reach their callers.
+    let handed_on = batch.hand_on(shared);
+    outcome.and(handed_on)
+}
+
+fn decode_loop(
+    reader: &mut PacketReader<Box<dyn ReadHalf>>,
+    shared: &Arc<Shared>,
+    batch: &mut Batch,
+) -> Result<(), Error> {
     let counters = &shared.counters.reader;
     // After the peer's ERQ its requests are refused.
     let mut peer_ended_requests = false;
     loop {
+        if batch.len() >= BATCH_MAX || (batch.len() > 0 && !reader.has_buffered_packet()) {
+            batch.hand_on(shared)?;
+        }
         let packet = reader.read_packet();
         counters.bytes_in.store(reader.bytes_read(), Relaxed);
         let Some(packet) = packet? else {
@@ -47,7 +96,7 @@ fn read_loop(reader: &mut PacketReader<Box<dyn ReadHalf>>, shared: &Arc<Shared>)
         log::trace!("{}: <- {packet:?}", shared.name);
         Counters::bump(&counters.packets_in, 1);
         if !packet.is_request() {
-            shared.deliver(packet);
+            batch.answers.extend(shared.resolve(packet));
             continue;
         }
         match packet.control() {
@@ -63,29 +112,19 @@ fn read_loop(reader: &mut PacketReader<Box<dyn ReadHalf>>, shared: &Arc<Shared>)
             }
         }
         Counters::bump(&counters.requests_in, 1);
-        accept_request(packet, peer_ended_requests, shared)?;
-    }
-}
-
-/// Hands a request to the pool, or answers it with a rejection as
-/// cs.packetstream does.
-fn accept_request(packet: Packet, peer_ended_requests: bool, shared: &Arc<Shared>) -> Result<(), Error> {
-    let (channel, tag) = (packet.channel, packet.tag);
-    let refusal = if peer_ended_requests {
-        Some("requests no longer allowed".to_owned())
-    } else if !shared.config.serves(channel) {
-        Some(format!("unknown channel {channel}"))
-    } else if !shared.pool.has_handler() {
-        Some("no request handler".to_owned())
-    } else {
-        None
-    };
-    if let Some(text) = refusal {
-        return shared.reject(channel, tag, text);
-    }
-    match shared.pool.admit(packet, shared)? {
-        Admission::Queued => Ok(()),
-        Admission::Duplicate => shared.reject(channel, tag, format!("channel {channel}: tag already in use: {tag}")),
-        Admission::Closed => shared.reject(channel, tag, "connection closing".to_owned()),
+        let (channel, tag) = (packet.channel, packet.tag);
+        let refusal = if peer_ended_requests {
+            Some("requests no longer allowed".to_owned())
+        } else if !shared.config.serves(channel) {
+            Some(format!("unknown channel {channel}"))
+        } else if !shared.pool.has_handler() {
+            Some("no request handler".to_owned())
+        } else {
+            None
+        };
+        match refusal {
+            Some(text) => shared.reject(channel, tag, text)?,
+            None => batch.requests.push(packet),
+        }
     }
 }
