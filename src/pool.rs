@@ -158,11 +158,14 @@ impl Pool {
         }
     }
 
-    /// Marks a request answered; returns how many others are in service.
-    fn finish(&self, key: (u64, u64)) -> usize {
+    /// Marks a request answered; returns whether its answer is alone enough
+    /// to be written directly: no jobs queued behind it and few in service.
+    /// A worker inside a batch leaves its answer to the writer thread, which
+    /// sends the whole batch's answers in one write call.
+    fn finish(&self, key: (u64, u64)) -> bool {
         let mut state = self.state.lock();
         state.serving.remove(&key);
-        state.serving.len()
+        state.jobs.is_empty() && state.serving.len() < DIRECT_WRITE_IN_FLIGHT
     }
 
     /// Stops taking jobs and waits until `deadline` for the queued ones to be
@@ -202,8 +205,8 @@ fn work(shared: &Shared) {
                 };
                 // Out of service before the answer can reach the peer, so a
                 // peer that reuses the tag after the answer is not refused.
-                let others = pool.finish(key);
-                shared.send_response(response, others < DIRECT_WRITE_IN_FLIGHT);
+                let alone = pool.finish(key);
+                shared.send_response(response, alone);
             }
             Job::Send(packet) => shared.send_response(packet, false),
         }
