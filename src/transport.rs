@@ -175,6 +175,8 @@ impl Transport {
             let _ = child.wait();
             return Err(io::Error::other("child has no piped stdio"));
         };
+        enlarge_pipe(&stdin);
+        enlarge_pipe(&stdout);
         let child = Arc::new(Mutex::new(child));
         let killer = Arc::clone(&child);
         let mut transport = Transport::new(stdout, stdin).with_interrupt(move || {
@@ -193,6 +195,8 @@ impl Transport {
     pub fn pipe_pair() -> io::Result<(Transport, Transport)> {
         let (a_read, b_write) = io::pipe()?;
         let (b_read, a_write) = io::pipe()?;
+        enlarge_pipe(&a_write);
+        enlarge_pipe(&b_write);
         Ok((Transport::new(a_read, a_write), Transport::new(b_read, b_write)))
     }
 
@@ -250,6 +254,28 @@ impl std::fmt::Debug for Transport {
         f.debug_struct("Transport").field("source", &kind).field("child", &self.hooks.child.is_some()).finish()
     }
 }
+
+/// The buffer size asked for on the pipes the library creates (a child's
+/// stdio, [`Transport::pipe_pair`]). Linux's default of 64 KiB makes a large
+/// payload cross in many small steps, each a pair of thread wake-ups; 1 MiB
+/// is the most an unprivileged process may ask for by default.
+#[cfg(target_os = "linux")]
+const PIPE_BUFFER: libc::c_int = 1 << 20;
+
+/// Asks for a larger pipe buffer, best effort: a refusal (a pipe-size limit
+/// set lower, or a descriptor that is not a pipe) leaves the pipe as it was.
+#[cfg(target_os = "linux")]
+fn enlarge_pipe(fd: &impl std::os::fd::AsRawFd) {
+    // SAFETY: fcntl on a descriptor that `fd` keeps open for the duration of
+    // the call; F_SETPIPE_SZ takes an int and touches no memory of ours.
+    let result = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BUFFER) };
+    if result < 0 {
+        log::debug!("could not enlarge a pipe to {PIPE_BUFFER} bytes: {}", io::Error::last_os_error());
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn enlarge_pipe<T>(_: &T) {}
 
 /// Waits for a child until `deadline`, then kills it. Polls with a growing
 /// delay: std offers no timed wait on a child.
