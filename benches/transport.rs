@@ -240,23 +240,27 @@ impl PsClient {
                 let conn = PacketConnection::new(transport, Config::default()).expect("start packetstream");
                 PsClient { conn, server: None, child: None }
             }
-            Link::SocketPair => {
-                let (client_end, server_end) = UnixStream::pair().expect("socketpair");
-                let server = PacketConnection::with_handler(
-                    Transport::unix(server_end).expect("server transport"),
-                    Config::default().name("echo-server"),
-                    echo_handler,
-                )
-                .expect("start the packetstream echo server");
-                let server = thread::spawn(move || {
-                    server.join_recv().expect("echo server: reading");
-                    server.close().expect("echo server: close");
-                });
-                let transport = Transport::unix(client_end).expect("client transport");
-                let conn = PacketConnection::new(transport, Config::default()).expect("start packetstream");
-                PsClient { conn, server: Some(server), child: None }
-            }
+            Link::SocketPair => PsClient::open_socketpair(Config::default()),
         }
+    }
+
+    /// Client and echo server in this process over a Unix socketpair, both
+    /// with `config`.
+    fn open_socketpair(config: Config) -> PsClient {
+        let (client_end, server_end) = UnixStream::pair().expect("socketpair");
+        let server = PacketConnection::with_handler(
+            Transport::unix(server_end).expect("server transport"),
+            config.clone().name("echo-server"),
+            echo_handler,
+        )
+        .expect("start the packetstream echo server");
+        let server = thread::spawn(move || {
+            server.join_recv().expect("echo server: reading");
+            server.close().expect("echo server: close");
+        });
+        let transport = Transport::unix(client_end).expect("client transport");
+        let conn = PacketConnection::new(transport, config).expect("start packetstream");
+        PsClient { conn, server: Some(server), child: None }
     }
 
     /// Over a child's pipes, with every read and write counted, and the
@@ -1357,9 +1361,49 @@ fn bench_main(quick: bool) {
     let results = compare(Link::Pipes, &windows, plan.scale_rounds, &scale_plan);
     print_comparison("Scaling of B over pipes with the number of outstanding requests", &windows, &results, false);
 
+    print_grace_sweep(&plan);
     print_costs(&plan);
     print_peaks(&plan);
     println!("\ntotal time {:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// The measurement behind the default packet grace: A, C and B with the
+/// grace set on both sides, over a socketpair in one process (packetstream
+/// only; the grace is its own knob).
+fn print_grace_sweep(plan: &Plan) {
+    println!("\nPacket grace (set on both sides), one process over a Unix socketpair, medians");
+    println!(
+        "{:<14} {:>14} {:>14} {:>16} {:>16}",
+        "grace", "A calls/s", "C 4 thr req/s", "B x64 req/s", "B writes/packet"
+    );
+    let scenarios = [Scenario::Sequential, Scenario::Concurrent(4), Scenario::Pipelined(64)];
+    for micros in [0u64, 20, 100, 1000] {
+        let config = Config::default().packet_grace(Duration::from_micros(micros));
+        let mut figures = vec![Vec::new(); scenarios.len()];
+        let mut writes_per_packet = Vec::new();
+        for _ in 0..plan.scale_rounds {
+            for (i, &scenario) in scenarios.iter().enumerate() {
+                let client = PsClient::open_socketpair(config.clone());
+                drive(&client, scenario, plan.warmup);
+                let before = client.conn.stats();
+                figures[i].push(drive(&client, scenario, plan.socket_time).figure(scenario));
+                if let Scenario::Pipelined(_) = scenario {
+                    let after = client.conn.stats();
+                    let packets = (after.packets_out - before.packets_out).max(1);
+                    writes_per_packet.push((after.write_calls - before.write_calls) as f64 / packets as f64);
+                }
+                client.finish();
+            }
+        }
+        println!(
+            "{:<14} {:>14} {:>14} {:>16} {:>16.3}",
+            format!("{micros} us"),
+            fmt_figure(median(&figures[0])),
+            fmt_figure(median(&figures[1])),
+            fmt_figure(median(&figures[2])),
+            median(&writes_per_packet)
+        );
+    }
 }
 
 /// `__run ps|raw A|B|C|D|B<window> pipes|socket SECONDS`: one measured run,
