@@ -433,8 +433,9 @@ impl PacketConnection {
 
     /// Shuts the connection down in order: ERQ; running handlers finish and
     /// their answers are sent; EOF; flush; then wait for the peer's EOF. The
-    /// whole takes at most [`Config::close_timeout`] (plus a second if the
-    /// transport had to be interrupted): a peer that never sends EOF cannot
+    /// whole takes at most [`Config::close_timeout`], plus 200 ms kept for
+    /// sending EOF when handlers used up the timeout, plus a second if the
+    /// transport had to be interrupted: a peer that never sends EOF cannot
     /// hold it up. Requests still waiting then fail with [`Error::Closed`].
     ///
     /// # Errors
@@ -474,6 +475,11 @@ impl PacketConnection {
         if !(writer_done && reader_done) {
             if let Some(interrupt) = &hooks.interrupt {
                 log::debug!("{}: close deadline passed: interrupting the transport", shared.name);
+                // Said before the threads are looked at: an interrupted
+                // socket reads as a clean end, which it was not.
+                problem.get_or_insert(Error::CloseTimeout(
+                    "the peer did not finish by the deadline: transport interrupted".into(),
+                ));
                 interrupt();
                 let grace = Instant::now() + AFTER_INTERRUPT;
                 writer_done = threads.writer.wait_until(grace);
@@ -483,6 +489,11 @@ impl PacketConnection {
             }
         }
 
+        // What ended reading is the cause; a writer's broken pipe after it
+        // is only a consequence.
+        if let Some(Err(error)) = shared.recv_end.lock().clone() {
+            problem.get_or_insert(error);
+        }
         let mut stuck = Vec::new();
         let writer = if writer_done {
             match threads.writer.join() {
@@ -516,9 +527,6 @@ impl PacketConnection {
         if !stuck.is_empty() {
             let what = format!("{} still blocked on the stream, left running", stuck.join(" and "));
             problem.get_or_insert(Error::CloseTimeout(what));
-        }
-        if let Some(Err(error)) = shared.recv_end.lock().clone() {
-            problem.get_or_insert(error);
         }
         shared.connection_failed(Error::Closed);
 
