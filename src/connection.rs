@@ -435,8 +435,8 @@ impl PacketConnection {
     /// their answers are sent; EOF; flush; then wait for the peer's EOF. The
     /// whole takes at most [`Config::close_timeout`], plus 200 ms kept for
     /// sending EOF when handlers used up the timeout, plus a second if the
-    /// transport had to be interrupted: a peer that never sends EOF cannot
-    /// hold it up. Requests still waiting then fail with [`Error::Closed`].
+    /// transport had to be interrupted or a child had to be waited for and
+    /// killed: a peer that never sends EOF cannot hold it up. Requests still waiting then fail with [`Error::Closed`].
     ///
     /// # Errors
     /// The first thing that went wrong: an I/O or protocol error that ended
