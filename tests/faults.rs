@@ -21,6 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use packetstream::{Config, Error, Failure, PacketConnection, Pending, ProtocolError, Request, Response, Transport};
+use support::common::Rng;
 use support::{
     alone, assert_threads_end, echo_server, fd_count, memory_mib, ok_response, raw_pair, shared, thread_count,
     threads_of, transport_pair, wait_for, Kind, PROMPT,
@@ -421,7 +422,7 @@ fn never_reads_close(kind: Kind, by_drop: bool) {
     if let Some(outcome) = &outcome {
         assert!(matches!(outcome, Err(Error::CloseTimeout(_))), "close gave {outcome:?}");
     }
-    let left = threads_of(&format!("{name}-"));
+    let left = threads_of(&name);
     // A pipe cannot be interrupted: its blocked writer is left running until
     // the peer goes; a socket is shut down.
     peer.vanish();
@@ -791,7 +792,7 @@ fn open_close_many(count: usize, children: usize) {
         wait_for(PROMPT, || thread_count() <= threads),
         "threads: {threads} before, {} after: {:?}",
         thread_count(),
-        support::thread_names()
+        support::common::thread_names()
     );
     assert_eq!(fd_count(), fds, "open fds before and after");
     let (rss_after, _) = memory_mib();
@@ -816,18 +817,6 @@ fn open_close_many_full() {
 
 // ---------------------------------------------------------------------------
 // Soak: many requests from 4 threads over a child's stdio, every answer checked.
-
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 fn soak_payload(rng: &mut Rng) -> (u64, Vec<u8>) {
     let flags = rng.next() >> 24;

@@ -8,6 +8,8 @@
 //! Every child process gets a bounded wait and is killed when it runs out:
 //! a hang fails a test instead of stalling it.
 
+mod common;
+
 use std::env;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -19,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::Rng;
 use crossbeam_channel::Receiver;
 use packetstream::{
     Config, Error, Failure, PacketConnection, Pending, ProtocolError, Request, Response, Transport, MAX_REQUEST_FLAGS,
@@ -191,26 +194,6 @@ fn showing_stderr_on_failure<T>(name: &str, stderr: ChildStderr, body: impl FnOn
 
 fn config(name: &str) -> Config {
     Config::default().name(name).close_timeout(CLOSE_TIMEOUT)
-}
-
-/// xorshift64*: varied payloads without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
 }
 
 /// Waits a bounded time for an answer; a timeout fails the test.

@@ -79,37 +79,70 @@ pub struct RawPeer {
     reader: Option<Box<dyn Read + Send>>,
     packets: Option<Receiver<Result<Option<Packet>, Error>>>,
     /// Shuts a socket down, which wakes the reading thread.
-    shutdown: Option<Box<dyn FnOnce() + Send>>,
+    shutdown: Option<Shutter>,
 }
 
-/// A transport for a connection, and the raw peer at its other end.
-pub fn raw_pair(kind: Kind) -> (Transport, RawPeer) {
-    let (transport, reader, writer, shutdown): (Transport, Box<dyn Read + Send>, Box<dyn Write + Send>, _) = match kind
-    {
+/// Shuts the far end of a socket down (in the given directions).
+pub type Shutter = Box<dyn Fn(Shutdown) + Send>;
+
+/// A transport for a connection, and the raw byte ends of its other side.
+pub struct RawEnds {
+    pub transport: Transport,
+    /// What the connection writes.
+    pub reader: Box<dyn Read + Send>,
+    /// What the connection reads.
+    pub writer: Box<dyn Write + Send>,
+    /// For a socket, shuts the far end down; `None` for pipes.
+    pub shutdown: Option<Shutter>,
+}
+
+/// A transport for a connection, and the raw ends of its peer: two pipes
+/// joined crosswise, or the far end of a socket (with a clone to read from
+/// and one to shut it down with).
+pub fn raw_ends(kind: Kind) -> RawEnds {
+    match kind {
         Kind::Pipe => {
             let (our_read, their_write) = io::pipe().expect("pipe");
             let (their_read, our_write) = io::pipe().expect("pipe");
-            (Transport::new(our_read, our_write), Box::new(their_read), Box::new(their_write), None)
+            RawEnds {
+                transport: Transport::new(our_read, our_write),
+                reader: Box::new(their_read),
+                writer: Box::new(their_write),
+                shutdown: None,
+            }
         }
         Kind::Unix => {
             let (ours, theirs) = UnixStream::pair().expect("socketpair");
             let reader = theirs.try_clone().expect("clone");
             let killer = theirs.try_clone().expect("clone");
-            let shutdown: Box<dyn FnOnce() + Send> = Box::new(move || {
-                let _ = killer.shutdown(Shutdown::Both);
-            });
-            (Transport::unix(ours).expect("unix transport"), Box::new(reader), Box::new(theirs), Some(shutdown))
+            RawEnds {
+                transport: Transport::unix(ours).expect("unix transport"),
+                reader: Box::new(reader),
+                writer: Box::new(theirs),
+                shutdown: Some(Box::new(move |how| {
+                    let _ = killer.shutdown(how);
+                })),
+            }
         }
         Kind::Tcp => {
             let (ours, theirs) = tcp_pair();
             let reader = theirs.try_clone().expect("clone");
             let killer = theirs.try_clone().expect("clone");
-            let shutdown: Box<dyn FnOnce() + Send> = Box::new(move || {
-                let _ = killer.shutdown(Shutdown::Both);
-            });
-            (Transport::tcp(ours).expect("tcp transport"), Box::new(reader), Box::new(theirs), Some(shutdown))
+            RawEnds {
+                transport: Transport::tcp(ours).expect("tcp transport"),
+                reader: Box::new(reader),
+                writer: Box::new(theirs),
+                shutdown: Some(Box::new(move |how| {
+                    let _ = killer.shutdown(how);
+                })),
+            }
         }
-    };
+    }
+}
+
+/// A transport for a connection, and the raw peer at its other end.
+pub fn raw_pair(kind: Kind) -> (Transport, RawPeer) {
+    let RawEnds { transport, reader, writer, shutdown } = raw_ends(kind);
     let peer = RawPeer { kind, writer: Some(writer), reader: Some(reader), packets: None, shutdown };
     (transport, peer)
 }
@@ -185,7 +218,7 @@ impl RawPeer {
         self.writer = None;
         self.reader = None;
         if let Some(shutdown) = self.shutdown.take() {
-            shutdown();
+            shutdown(Shutdown::Both);
         }
     }
 }
@@ -240,11 +273,8 @@ pub fn close_both_ok(a: PacketConnection, b: PacketConnection) -> (Finished, Fin
     (a.expect("first close"), b.expect("second close"))
 }
 
-/// The names of this process's threads that belong to connection `name`
-/// (its threads are called `<name>-reader`, `<name>-writer`,
-/// `<name>-worker-<i>`).
-pub fn threads_of(name: &str) -> Vec<String> {
-    let prefix = format!("{name}-");
+/// The names of this process's threads.
+pub fn thread_names() -> Vec<String> {
     let mut found = Vec::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return found;
@@ -252,13 +282,18 @@ pub fn threads_of(name: &str) -> Vec<String> {
     for task in tasks.flatten() {
         // A thread may end between listing and reading: skip it.
         if let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) {
-            let comm = comm.trim_end();
-            if comm.starts_with(&prefix) {
-                found.push(comm.to_owned());
-            }
+            found.push(comm.trim_end().to_owned());
         }
     }
     found
+}
+
+/// The names of this process's threads that belong to connection `name`
+/// (its threads are called `<name>-reader`, `<name>-writer`,
+/// `<name>-worker-<i>`).
+pub fn threads_of(name: &str) -> Vec<String> {
+    let prefix = format!("{name}-");
+    thread_names().into_iter().filter(|comm| comm.starts_with(&prefix)).collect()
 }
 
 /// Fails the test if a thread of connection `name` is still running.
@@ -331,5 +366,27 @@ pub fn await_threads(name: &str, suffixes: &[&str]) {
         }
         assert!(Instant::now() < deadline, "connection {name}: expected threads {suffixes:?}, found {running:?}");
         thread::yield_now();
+    }
+}
+
+/// xorshift64*: varied, reproducible values without a dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// `len` bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
     }
 }

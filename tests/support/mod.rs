@@ -5,9 +5,13 @@
 //! Shared by `tests/faults.rs` and `tests/hostile.rs`; each uses a part.
 #![allow(dead_code)]
 
-use std::io::{self, Read, Write};
+/// The helpers `tests/connection.rs` uses; the pieces that overlap (transport
+/// pairs, raw ends, thread listing, the random generator) live there.
+#[path = "../common/mod.rs"]
+pub mod common;
+
+use std::io::{Read, Write};
 use std::net::Shutdown;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
@@ -17,6 +21,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use packetstream::codec::{self, PacketReader};
 use packetstream::{Error, Packet, Transport};
+
+pub use common::threads_of;
 
 /// A generous bound for anything that should happen "at once" on a noisy,
 /// shared two-core machine. Tests report the real times.
@@ -41,17 +47,19 @@ impl Kind {
             Kind::Socket => 's',
         }
     }
+
+    /// The same transport in the terms of [`common`].
+    pub fn common(self) -> common::Kind {
+        match self {
+            Kind::Pipe => common::Kind::Pipe,
+            Kind::Socket => common::Kind::Unix,
+        }
+    }
 }
 
 /// Transports for two connections talking to each other.
 pub fn transport_pair(kind: Kind) -> (Transport, Transport) {
-    match kind {
-        Kind::Pipe => Transport::pipe_pair().expect("make two pipes"),
-        Kind::Socket => {
-            let (a, b) = UnixStream::pair().expect("make a socket pair");
-            (Transport::unix(a).expect("socket transport"), Transport::unix(b).expect("socket transport"))
-        }
-    }
+    common::transport_pair(kind.common())
 }
 
 /// The far end of a connection, driven by hand: raw bytes in and out.
@@ -60,28 +68,14 @@ pub struct RawPeer {
     pub rx: Option<Box<dyn Read + Send>>,
     /// What the connection reads; `None` once ended.
     pub tx: Option<Box<dyn Write + Send>>,
-    socket: Option<UnixStream>,
+    /// Shuts the socket down; `None` for pipes.
+    shutdown: Option<common::Shutter>,
 }
 
 /// A transport for a connection under test, and its raw peer.
 pub fn raw_pair(kind: Kind) -> (Transport, RawPeer) {
-    match kind {
-        Kind::Pipe => {
-            let (conn_rx, peer_tx) = io::pipe().expect("pipe");
-            let (peer_rx, conn_tx) = io::pipe().expect("pipe");
-            let peer = RawPeer { rx: Some(Box::new(peer_rx)), tx: Some(Box::new(peer_tx)), socket: None };
-            (Transport::new(conn_rx, conn_tx), peer)
-        }
-        Kind::Socket => {
-            let (ours, theirs) = UnixStream::pair().expect("socket pair");
-            let peer = RawPeer {
-                rx: Some(Box::new(theirs.try_clone().expect("clone socket"))),
-                tx: Some(Box::new(theirs.try_clone().expect("clone socket"))),
-                socket: Some(theirs),
-            };
-            (Transport::unix(ours).expect("socket transport"), peer)
-        }
-    }
+    let common::RawEnds { transport, reader, writer, shutdown } = common::raw_ends(kind.common());
+    (transport, RawPeer { rx: Some(reader), tx: Some(writer), shutdown })
 }
 
 impl RawPeer {
@@ -101,16 +95,16 @@ impl RawPeer {
     /// stream), while the peer may still read.
     pub fn end_output(&mut self) {
         drop(self.tx.take());
-        if let Some(socket) = &self.socket {
-            let _ = socket.shutdown(Shutdown::Write);
+        if let Some(shutdown) = &self.shutdown {
+            shutdown(Shutdown::Write);
         }
     }
 
     /// Goes away entirely: both directions closed.
     pub fn vanish(mut self) {
         self.end_output();
-        if let Some(socket) = &self.socket {
-            let _ = socket.shutdown(Shutdown::Both);
+        if let Some(shutdown) = &self.shutdown {
+            shutdown(Shutdown::Both);
         }
     }
 
@@ -263,27 +257,10 @@ pub fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// The names of this process's threads.
-pub fn thread_names() -> Vec<String> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .map(|name| name.trim_end().to_owned())
-        .collect()
-}
-
-/// The threads whose name starts with `prefix` (a connection's name).
-pub fn threads_of(prefix: &str) -> Vec<String> {
-    thread_names().into_iter().filter(|name| name.starts_with(prefix)).collect()
-}
-
 /// Asserts that every thread named after connection `name` ends within [`PROMPT`].
 pub fn assert_threads_end(name: &str) {
-    let prefix = format!("{name}-");
-    let gone = wait_for(PROMPT, || threads_of(&prefix).is_empty());
-    assert!(gone, "threads of {name} still running: {:?}", threads_of(&prefix));
+    let gone = wait_for(PROMPT, || threads_of(name).is_empty());
+    assert!(gone, "threads of {name} still running: {:?}", threads_of(name));
 }
 
 pub fn thread_count() -> usize {
