@@ -165,13 +165,13 @@ impl Pool {
     }
 
     /// Marks a request answered; returns whether its answer is alone enough
-    /// to be written directly: no jobs queued behind it and few in service.
-    /// A worker inside a batch leaves its answer to the writer thread, which
-    /// sends the whole batch's answers in one write call.
+    /// to be written directly: few others in service. With many in service
+    /// the answer goes to the writer thread, which sends the answers that
+    /// gather meanwhile in one write call.
     fn finish(&self, key: (u64, u64)) -> bool {
         let mut state = self.state.lock();
         state.serving.remove(&key);
-        state.jobs.is_empty() && state.serving.len() < DIRECT_WRITE_IN_FLIGHT
+        state.serving.len() < DIRECT_WRITE_IN_FLIGHT
     }
 
     /// Stops taking jobs and waits until `deadline` for the queued ones to be
