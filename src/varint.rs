@@ -67,22 +67,8 @@ mod tests {
         out
     }
 
-    #[test]
-    fn table_from_the_wire_format() {
-        let table: &[(u64, &[u8])] = &[
-            (0, &[0x00]),
-            (1, &[0x01]),
-            (127, &[0x7f]),
-            (128, &[0x81, 0x00]),
-            (255, &[0x81, 0x7f]),
-            (16383, &[0xff, 0x7f]),
-            (16384, &[0x81, 0x80, 0x00]),
-        ];
-        for &(value, bytes) in table {
-            assert_eq!(enc(value), bytes, "encoding {value}");
-            assert_eq!(decode_varint(bytes).unwrap(), Some((value, bytes.len())));
-        }
-    }
+    // The wire-format document's table is tested through the public API in
+    // tests/codec.rs (`varint_table_of_the_wire_format`).
 
     #[test]
     fn round_trips_at_every_group_boundary() {
