@@ -98,7 +98,7 @@ fn write_loop(queue: &Receiver<Packet>, shared: &Shared) -> Result<(), Error> {
         let mut sink = shared.sink.lock();
         if sink.out.is_none() {
             // A direct write failed; the connection is already failed.
-            return Err(shared.tags.lock().refusal().unwrap_or(Error::Closed));
+            return Err(shared.ended_reason());
         }
         let mut eof = is_eof(&first);
         sink.push(&first, shared)?;
