@@ -1445,6 +1445,10 @@ fn main() -> ExitCode {
         Some("__hold") => hold_main(&args[1..]),
         Some("__peak") => peak_main(&args[1..]),
         Some("__run") => run_main(&args[1..]),
+        Some("__costs") => {
+            print_costs(&Plan::new(false));
+            Ok(())
+        }
         _ => {
             let quick = std::env::var_os("PACKETSTREAM_BENCH_QUICK").is_some_and(|v| v != "0")
                 || !args.iter().any(|a| a == "--bench");

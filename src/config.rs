@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::codec::DEFAULT_MAX_PACKET_SIZE;
 
 /// The default packet grace. See [`Config::packet_grace`].
-pub const DEFAULT_PACKET_GRACE: Duration = Duration::ZERO;
+pub const DEFAULT_PACKET_GRACE: Duration = Duration::from_millis(1);
 
 /// How a connection behaves. Start from [`Config::default()`] and change what
 /// you need:
@@ -65,16 +65,17 @@ impl Config {
         self
     }
 
-    /// How long the writer waits for another packet before it flushes, once
-    /// its queue is empty. Default 0: flush as soon as the queue is empty.
+    /// How long a packet may be held back to leave with others while
+    /// nobody waits for an answer. Default 1 ms; zero writes every packet
+    /// at once.
     ///
-    /// Batching does not need a grace: while the writer is in a write call,
-    /// further packets gather in its queue and leave together in the next
-    /// one. A grace only helps a sender that trickles packets slower than a
-    /// write call but faster than the grace, and every lone request pays it
-    /// in full (cs.packetstream's default is 10 ms, a sequential caller pays
-    /// it twice per call). BENCHMARKS.md has the measurements behind the
-    /// default.
+    /// A packet is held back only under load: when more than a few requests
+    /// are in flight. It leaves as soon as enough others have gathered for a
+    /// write call, or any caller of this connection waits for an answer, or
+    /// a worker goes idle, or the grace has passed (give or take one more
+    /// grace, as the writer thread checks on a timer). A caller that waits
+    /// for its answers never pays the grace. BENCHMARKS.md has the
+    /// measurements behind the default.
     pub fn packet_grace(mut self, grace: Duration) -> Self {
         self.packet_grace = grace;
         self

@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::process::ExitStatus;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use crate::codec::PacketReader;
 use crate::config::Config;
 use crate::error::Error;
 use crate::handler::{Handler, Response};
+use crate::outbox::{Backlog, Outbox, CORK_BYTES, DIRECT_PAYLOAD};
 use crate::packet::{check_request, Packet};
 use crate::pending::{Pending, Slot};
 use crate::pool::Pool;
@@ -21,7 +23,7 @@ use crate::stats::{Counters, Stats};
 use crate::tagmap::{Lookup, TagMap};
 use crate::threads::{self, Thread};
 use crate::transport::{self, Hooks, Transport, WriteHalf};
-use crate::writer::{self, Sink};
+use crate::writer::{self, Outgoing};
 
 /// After close has interrupted the transport, how long it still waits for the
 /// threads to notice.
@@ -31,10 +33,10 @@ const AFTER_INTERRUPT: Duration = Duration::from_secs(1);
 /// when handlers used up the close timeout.
 const FAREWELL: Duration = Duration::from_millis(200);
 
-/// A packet is written by the thread that sends it, skipping the hand-off to
-/// the writer thread, when the writer is idle and at most this many requests
-/// (ours, or the peer's in service) are in flight. More in flight means load,
-/// where the writer thread's batching is worth its wake-up.
+/// A packet is flushed at once by the thread that sends it when at most this
+/// many requests (ours, or the peer's in service) are in flight: latency is
+/// what matters then. More in flight means load, where leaving it staged to
+/// go out with others saves write calls and wake-ups.
 pub(crate) const DIRECT_WRITE_IN_FLIGHT: usize = 4;
 
 /// State shared by the connection handle, its threads and the request handles.
@@ -43,13 +45,17 @@ pub(crate) struct Shared {
     pub config: Config,
     pub tags: Mutex<TagMap>,
     /// The send queue, to the writer thread.
-    pub out: Sender<Packet>,
-    /// The stream itself, for the writer thread or a direct write.
-    pub sink: Mutex<Sink>,
+    pub out: Sender<Outgoing>,
+    /// The staging buffer and the stream.
+    pub outbox: Outbox,
     pub counters: Counters,
     pub pool: Pool,
-    /// How the reader ended: `Ok` for the peer's EOF or end of stream.
+    /// How reading ended: `Ok` for the peer's EOF or end of stream.
     recv_end: Mutex<Option<Result<(), Error>>>,
+    /// What reading left, for close.
+    reader_end: Mutex<Option<ReaderEnd>>,
+    /// Dropped when reading ends.
+    recv_done: Mutex<Option<Sender<()>>>,
 }
 
 impl Shared {
@@ -85,20 +91,17 @@ impl Shared {
         self.tags.lock().remove(channel, tag);
     }
 
-    /// Sends a packet: written at once when `alone` (few packets in flight)
-    /// and the writer is idle, queued otherwise, waiting for room until
+    /// Sends a packet. A small one without a deadline is staged, and
+    /// flushed at once when `urgent` (few packets in flight); anything else
+    /// goes through the queue to the writer thread, waiting for room until
     /// `deadline`.
-    pub fn send(&self, packet: Packet, alone: bool, deadline: Option<Instant>) -> Result<(), Error> {
-        // A direct write cannot give up at a deadline, and a large payload
-        // may not fit the stream's buffer: both go through the queue.
-        let packet = if alone && deadline.is_none() && packet.payload.len() < writer::DIRECT_PAYLOAD {
-            match writer::write_now(self, packet) {
-                Ok(written) => return written,
-                Err(packet) => packet,
-            }
-        } else {
-            packet
-        };
+    pub fn send(&self, packet: Packet, urgent: bool, deadline: Option<Instant>) -> Result<(), Error> {
+        // Staging while packets are queued would let this one overtake them.
+        if deadline.is_none() && packet.payload.len() < DIRECT_PAYLOAD && self.out.is_empty() {
+            let backlog = self.outbox.stage(&packet, self)?;
+            return self.after_staging(backlog, urgent);
+        }
+        let packet = Outgoing::Packet(packet);
         match deadline {
             None => self.out.send(packet).map_err(|_| self.ended_reason()),
             Some(deadline) => self.out.send_deadline(packet, deadline).map_err(|error| match error {
@@ -106,6 +109,64 @@ impl Shared {
                 SendTimeoutError::Disconnected(_) => self.ended_reason(),
             }),
         }
+    }
+
+    /// Flushes what is staged if it is time to, else leaves it to the grace
+    /// timer.
+    fn after_staging(&self, backlog: Backlog, urgent: bool) -> Result<(), Error> {
+        if backlog.over_limit() {
+            self.outbox.flush_waiting(self)
+        } else if urgent || backlog.worth_a_write() || self.config.packet_grace.is_zero() {
+            self.outbox.flush(self)
+        } else {
+            self.start_grace_timer();
+            Ok(())
+        }
+    }
+
+    /// Makes sure the writer thread's grace timer will flush what is staged.
+    fn start_grace_timer(&self) {
+        let armed = &self.outbox.timer_armed;
+        if !armed.load(SeqCst) && !armed.swap(true, SeqCst) && self.out.try_send(Outgoing::Corked).is_err() {
+            // A full queue keeps the writer busy, and it writes what is
+            // staged with every batch; a closed one has nothing to flush.
+            armed.store(false, SeqCst);
+        }
+    }
+
+    /// Has the writer thread flush what is staged, for the reader, which
+    /// must not write when no one could read in its place. A full queue
+    /// means the writer is at work and will.
+    pub fn request_flush(&self) {
+        let _ = self.out.try_send(Outgoing::Flush);
+    }
+
+    /// Sends the answer to a request the reader ran itself, from inside its
+    /// section: staged, to be written with the others before the reader
+    /// blocks on the stream again (as an echo server flushes when its input
+    /// runs dry), or at once if it is large. Returns whether the staging
+    /// buffer is past its limit.
+    pub fn send_reply(&self, packet: Packet) -> bool {
+        let packet = if packet.payload.len() >= DIRECT_PAYLOAD {
+            match self.out.try_send(Outgoing::Packet(packet)) {
+                Ok(()) => {
+                    Counters::add(&self.counters.senders.responses_out, 1);
+                    return false;
+                }
+                Err(TrySendError::Full(Outgoing::Packet(packet))) => packet,
+                Err(_) => return false,
+            }
+        } else {
+            packet
+        };
+        let Ok(backlog) = self.outbox.stage(&packet, self) else {
+            return false;
+        };
+        Counters::add(&self.counters.senders.responses_out, 1);
+        if backlog.bytes >= CORK_BYTES {
+            let _ = self.outbox.flush(self);
+        }
+        backlog.over_limit()
     }
 
     /// Why packets can no longer be sent: the error that stopped the
@@ -127,13 +188,13 @@ impl Shared {
     pub fn reject(self: &Arc<Self>, channel: u64, tag: u64, text: String) -> Result<(), Error> {
         log::debug!("{}: refusing request {channel}:{tag}: {text}", self.name);
         let packet = Packet::response_unchecked(channel, tag, false, 0, text.into_bytes());
-        match self.out.try_send(packet) {
+        match self.out.try_send(Outgoing::Packet(packet)) {
             Ok(()) => {
                 Counters::add(&self.counters.senders.responses_out, 1);
                 Ok(())
             }
-            Err(TrySendError::Full(packet)) => self.pool.send_later(packet, self),
-            Err(TrySendError::Disconnected(_)) => Ok(()),
+            Err(TrySendError::Full(Outgoing::Packet(packet))) => self.pool.send_later(packet, self),
+            Err(_) => Ok(()),
         }
     }
 
@@ -145,15 +206,17 @@ impl Shared {
         }
     }
 
-    pub fn reader_ended(&self, outcome: Result<(), Error>) {
+    pub fn reading_ended(&self, outcome: Result<(), Error>, end: ReaderEnd) {
         // No more responses can arrive: whoever still waits gets the reason.
         self.connection_failed(outcome.clone().err().unwrap_or(Error::Closed));
         *self.recv_end.lock() = Some(outcome);
+        *self.reader_end.lock() = Some(end);
+        self.recv_done.lock().take();
     }
 }
 
 struct Threads {
-    reader: Thread<ReaderEnd>,
+    reader: Thread<()>,
     writer: Thread<Result<Box<dyn WriteHalf>, Error>>,
 }
 
@@ -233,15 +296,18 @@ impl PacketConnection {
     fn start(transport: Transport, config: Config, handler: Option<Arc<dyn Handler>>) -> Result<Self, Error> {
         let transport::Opened { reader, writer, hooks } = transport.open()?;
         let (out, queue) = crossbeam_channel::bounded(config.send_queue);
+        let (recv_done_tx, recv_done) = crossbeam_channel::bounded(0);
         let name = config.name.clone();
         let shared = Arc::new(Shared {
             name: name.clone(),
             pool: Pool::new(handler, config.workers, config.max_incoming),
             tags: Mutex::new(TagMap::default()),
             out,
-            sink: Mutex::new(Sink::new(writer)),
+            outbox: Outbox::new(writer),
             counters: Counters::default(),
             recv_end: Mutex::new(None),
+            reader_end: Mutex::new(None),
+            recv_done: Mutex::new(Some(recv_done_tx)),
             config,
         });
         let writer = {
@@ -257,18 +323,13 @@ impl PacketConnection {
             Ok(reader) => reader,
             Err(error) => {
                 // The writer ends once it has sent EOF.
-                let _ = shared.out.send(Packet::eof());
+                let _ = shared.out.send(Outgoing::Packet(Packet::eof()));
                 let _ = writer.join();
                 return Err(error.into());
             }
         };
         log::debug!("{name}: started");
-        Ok(PacketConnection {
-            shared,
-            recv_done: reader.done_signal(),
-            threads: Some(Threads { reader, writer }),
-            hooks: Mutex::new(hooks),
-        })
+        Ok(PacketConnection { shared, recv_done, threads: Some(Threads { reader, writer }), hooks: Mutex::new(hooks) })
     }
 
     /// The connection's name (see [`Config::name`]).
@@ -403,7 +464,7 @@ impl PacketConnection {
     /// A connection error if the connection has already ended.
     pub fn end_requests(&self) -> Result<(), Error> {
         self.shared.tags.lock().refuse_new(Error::Closed);
-        self.shared.send(Packet::erq(), false, None)
+        self.shared.out.send(Outgoing::Packet(Packet::erq())).map_err(|_| self.shared.ended_reason())
     }
 
     /// Blocks until the peer ends its stream (EOF packet or end of input), as
@@ -459,20 +520,22 @@ impl PacketConnection {
 
         shared.tags.lock().refuse_new(Error::Closed);
         // If the writer is gone these cannot be sent; its join says why.
-        let _ = shared.out.send_deadline(Packet::erq(), deadline);
-        if let Err(error) = shared.pool.close(deadline) {
+        let _ = shared.out.send_deadline(Outgoing::Packet(Packet::erq()), deadline);
+        if let Err(error) = shared.pool.drain(deadline, shared) {
             problem.get_or_insert(error);
         }
         // Handlers may have used up the deadline; the goodbye still gets a
         // moment to go out.
         let deadline = deadline.max(Instant::now() + FAREWELL);
-        if let Err(SendTimeoutError::Timeout(_)) = shared.out.send_deadline(Packet::eof(), deadline) {
+        if let Err(SendTimeoutError::Timeout(_)) = shared.out.send_deadline(Outgoing::Packet(Packet::eof()), deadline) {
             problem.get_or_insert(Error::CloseTimeout("the peer is not reading: send queue still full".into()));
         }
 
+        let reading_done =
+            |until: Instant| !matches!(self.recv_done.recv_deadline(until), Err(RecvTimeoutError::Timeout));
         let mut writer_done = threads.writer.wait_until(deadline);
-        let mut reader_done = writer_done && threads.reader.wait_until(deadline);
-        if !(writer_done && reader_done) {
+        let mut read_done = writer_done && reading_done(deadline);
+        if !(writer_done && read_done) {
             if let Some(interrupt) = &hooks.interrupt {
                 log::debug!("{}: close deadline passed: interrupting the transport", shared.name);
                 // Said before the threads are looked at: an interrupted
@@ -483,9 +546,9 @@ impl PacketConnection {
                 interrupt();
                 let grace = Instant::now() + AFTER_INTERRUPT;
                 writer_done = threads.writer.wait_until(grace);
-                reader_done = threads.reader.wait_until(grace);
+                read_done = reading_done(grace);
             } else {
-                reader_done = threads.reader.wait_until(Instant::now());
+                read_done = reading_done(Instant::now());
             }
         }
 
@@ -495,6 +558,7 @@ impl PacketConnection {
             problem.get_or_insert(error);
         }
         let mut stuck = Vec::new();
+        let blocked_reading = (!read_done).then(|| shared.pool.reading_thread_name(shared));
         let writer = if writer_done {
             match threads.writer.join() {
                 Ok(Ok(writer)) => Some(writer),
@@ -512,24 +576,35 @@ impl PacketConnection {
             stuck.push(threads.writer.detach());
             None
         };
-        let reader = if reader_done {
-            match threads.reader.join() {
-                Ok(end) => Some(end),
-                Err(error) => {
-                    problem.get_or_insert(error);
-                    None
-                }
+        // Reading is over (or stuck for good): the workers and the reader
+        // thread can go, except a thread stuck in a handler or on the stream.
+        let exit_by = Instant::now() + AFTER_INTERRUPT;
+        let reading_thread = (!read_done).then(|| shared.pool.reading_thread_number());
+        if let Err(error) = shared.pool.close(exit_by, reading_thread) {
+            problem.get_or_insert(error);
+        }
+        let reader_number = shared.pool.reader_number();
+        let reader_stuck = shared.pool.is_busy(reader_number) || reading_thread == Some(reader_number);
+        if threads.reader.wait_until(if reader_stuck { Instant::now() } else { exit_by }) {
+            if let Err(error) = threads.reader.join() {
+                problem.get_or_insert(error);
             }
         } else {
-            stuck.push(threads.reader.detach());
-            None
-        };
+            let name = threads.reader.detach();
+            if reading_thread != Some(reader_number) {
+                problem.get_or_insert(Error::CloseTimeout(format!("request handlers still running on {name}")));
+            }
+        }
+        if let Some(name) = blocked_reading {
+            stuck.push(name);
+        }
         if !stuck.is_empty() {
             let what = format!("{} still blocked on the stream, left running", stuck.join(" and "));
             problem.get_or_insert(Error::CloseTimeout(what));
         }
         shared.connection_failed(Error::Closed);
 
+        let reader = shared.reader_end.lock().take();
         let unread = reader.as_ref().map(|end| end.unread.clone()).unwrap_or_default();
         let mut streams = match (reader, writer) {
             (Some(reader), Some(writer)) => Some((reader.reader.into_any(), writer.into_any())),

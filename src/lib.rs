@@ -124,6 +124,7 @@ mod config;
 mod connection;
 mod error;
 mod handler;
+mod outbox;
 mod packet;
 mod pending;
 mod pool;

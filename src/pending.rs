@@ -111,6 +111,7 @@ impl Pending {
     }
 
     fn take(&mut self, deadline: Option<Instant>) -> Option<Result<Response, Error>> {
+        self.flush_if_waiting();
         let outcome = self.slot.take(deadline);
         self.settled |= outcome.is_some();
         outcome
@@ -145,7 +146,21 @@ impl Pending {
 
     /// Whether the answer (or an error) is ready to be taken.
     pub fn is_ready(&self) -> bool {
-        !self.slot.is_waiting()
+        self.flush_if_waiting()
+    }
+
+    /// A caller about to wait (or to poll) sends what is staged first: its
+    /// own request may be among it, and if not, the requests held back
+    /// behind it are better on their way while this thread sleeps (waiting
+    /// only for those of others, the stream could go idle). Returns whether
+    /// the answer is ready.
+    fn flush_if_waiting(&self) -> bool {
+        if !self.slot.is_waiting() {
+            return true;
+        }
+        // A failed write fails the request itself; the wait reports that.
+        let _ = self.shared.outbox.flush(&self.shared);
+        false
     }
 
     /// Gives up on the request: its tag is freed here, and a late answer is

@@ -32,11 +32,6 @@ where
 }
 
 impl<T> Thread<T> {
-    /// A receiver that disconnects when the thread ends.
-    pub fn done_signal(&self) -> Receiver<()> {
-        self.done.clone()
-    }
-
     /// Waits for the thread to end; false if it is still running at `deadline`.
     pub fn wait_until(&self, deadline: Instant) -> bool {
         !matches!(self.done.recv_deadline(deadline), Err(RecvTimeoutError::Timeout))
