@@ -40,14 +40,23 @@ pub(crate) struct ReadState {
     /// Whether so much was staged at the last answer that requests should
     /// go to the workers, which may wait for the stream.
     congested: bool,
+    /// Requests decoded for the workers, not yet handed on: they move with
+    /// reading on a takeover.
+    batch: Batch,
 }
 
 /// The reader thread: reads until the stream ends, or until a worker takes
 /// reading over, and then serves as a worker.
 pub(crate) fn run(packets: PacketReader<Box<dyn ReadHalf>>, shared: Arc<Shared>) {
     let me = shared.pool.reader_number();
-    let reading =
-        ReadState { packets, peer_ended_requests: false, replies_staged: false, answered: 0, congested: false };
+    let reading = ReadState {
+        packets,
+        peer_ended_requests: false,
+        replies_staged: false,
+        answered: 0,
+        congested: false,
+        batch: Batch::default(),
+    };
     if !serve(reading, me, &shared) {
         pool::work(me, &shared);
     }
@@ -57,9 +66,8 @@ pub(crate) fn run(packets: PacketReader<Box<dyn ReadHalf>>, shared: Arc<Shared>)
 /// over (false).
 pub(crate) fn serve(mut reading: ReadState, me: usize, shared: &Arc<Shared>) -> bool {
     shared.pool.set_reading_thread(me);
-    let mut batch = Batch::default();
     let outcome = loop {
-        match read_one(reading, &mut batch, me, shared) {
+        match read_one(reading, me, shared) {
             Step::Go(next) => reading = next,
             Step::TakenOver => return false,
             Step::End(last, outcome) => {
@@ -69,7 +77,7 @@ pub(crate) fn serve(mut reading: ReadState, me: usize, shared: &Arc<Shared>) -> 
         }
     };
     // Requests that arrived before the end are still served.
-    let outcome = outcome.and(batch.hand_on(shared));
+    let outcome = outcome.and(reading.batch.hand_on(shared));
     match &outcome {
         Ok(()) => log::debug!("{}: reading done: peer ended the stream", shared.name),
         Err(error) => log::debug!("{}: reading failed: {error}", shared.name),
@@ -113,7 +121,7 @@ impl Batch {
 }
 
 /// Reads and dispatches one packet.
-fn read_one(mut reading: ReadState, batch: &mut Batch, me: usize, shared: &Arc<Shared>) -> Step {
+fn read_one(mut reading: ReadState, me: usize, shared: &Arc<Shared>) -> Step {
     macro_rules! check {
         ($result:expr) => {
             match $result {
@@ -123,8 +131,12 @@ fn read_one(mut reading: ReadState, batch: &mut Batch, me: usize, shared: &Arc<S
         };
     }
     let about_to_block = !reading.packets.has_buffered_packet();
-    if about_to_block || batch.len() >= BATCH_MAX {
-        check!(batch.hand_on(shared));
+    if about_to_block || reading.batch.len() >= BATCH_MAX {
+        check!(reading.batch.hand_on(shared));
+    }
+    if about_to_block {
+        // Judged again at the next answer.
+        reading.congested = false;
     }
     if about_to_block && reading.replies_staged {
         reading = match flush_section(reading, me, shared) {
@@ -177,41 +189,47 @@ fn read_one(mut reading: ReadState, batch: &mut Batch, me: usize, shared: &Arc<S
         return Step::Go(reading);
     }
     if reading.congested {
-        batch.requests.push(packet);
+        reading.batch.requests.push(packet);
         return Step::Go(reading);
     }
     match handler_section(reading, packet, me, shared) {
-        Ok(Some(reading)) => Step::Go(reading),
-        Ok(None) => Step::TakenOver,
-        Err((reading, packet)) => {
-            batch.requests.push(packet);
+        Inline::Answered(reading) => Step::Go(reading),
+        Inline::TakenOver => Step::TakenOver,
+        Inline::Declined(mut reading, packet) => {
+            reading.batch.requests.push(packet);
             Step::Go(reading)
         }
     }
 }
 
+enum Inline {
+    Answered(ReadState),
+    /// Reading was taken over while the handler ran.
+    TakenOver,
+    /// The pool wants this request for the workers.
+    Declined(ReadState, Packet),
+}
+
 /// Runs the handler for `packet` on this thread, if the pool lets it, and
-/// stages the answer. `Ok(None)`: reading was taken over meanwhile.
-fn handler_section(
-    reading: ReadState,
-    packet: Packet,
-    me: usize,
-    shared: &Arc<Shared>,
-) -> Result<Option<ReadState>, (ReadState, Packet)> {
+/// stages the answer.
+fn handler_section(reading: ReadState, packet: Packet, me: usize, shared: &Arc<Shared>) -> Inline {
     let key = (packet.channel, packet.tag);
     let count = reading.answered;
     let number = match shared.pool.begin_section(me, Some(key), reading) {
         Ok(number) => number,
-        Err(reading) => return Err((reading, packet)),
+        Err(reading) => return Inline::Declined(reading, packet),
     };
     let (response, slow) = pool::answer_inline(shared, packet, count);
     let congested = shared.send_reply(response);
-    Ok(shared.pool.end_section(number, me, Some(key), slow).map(|mut reading| {
-        reading.replies_staged = true;
-        reading.congested = congested;
-        reading.answered += 1;
-        reading
-    }))
+    match shared.pool.end_section(number, me, Some(key), slow) {
+        Some(mut reading) => {
+            reading.replies_staged = true;
+            reading.congested = congested;
+            reading.answered += 1;
+            Inline::Answered(reading)
+        }
+        None => Inline::TakenOver,
+    }
 }
 
 /// Writes the staged answers before the reader blocks on the stream: itself

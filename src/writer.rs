@@ -97,8 +97,12 @@ fn write_loop(queue: &Receiver<Outgoing>, shared: &Shared) -> Result<(), Error> 
                     eof = is_eof(&packet);
                     written = sink.push(&packet, shared);
                 }
-                // The staged bytes are written below in any case.
-                Ok(Outgoing::Corked | Outgoing::Flush) => {}
+                // The staged bytes are written below in any case, but the
+                // timer must run for those staged after.
+                Ok(Outgoing::Corked) => {
+                    timer.get_or_insert_with(|| Instant::now() + shared.config.packet_grace);
+                }
+                Ok(Outgoing::Flush) => {}
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }

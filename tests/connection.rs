@@ -1060,6 +1060,73 @@ fn flags_too_large_are_refused(kind: Kind) {
     assert_no_threads(&s);
 }
 
+/// A handler run on the reader that blocks until a later request arrives:
+/// an idle worker notices and reads in the reader's place, so the request
+/// that releases it is read and served.
+fn reader_stuck_in_a_handler_is_relieved(kind: Kind) {
+    const WHO: u64 = 0;
+    const WAIT: u64 = 1;
+    const RELEASE: u64 = 2;
+    let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+    let handler = move |rq: Request| -> Result<Vec<u8>, String> {
+        if rq.rq_type == WAIT {
+            release_rx.recv_timeout(LONG).map_err(|_| "never released".to_owned())?;
+        }
+        if rq.rq_type == RELEASE {
+            release_tx.send(()).map_err(|e| e.to_string())?;
+        }
+        Ok(thread::current().name().unwrap_or_default().as_bytes().to_vec())
+    };
+    let (client, server) = pair(kind, 33, handler);
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
+    // Quick requests run on the reader once the workers are idle.
+    let deadline = Instant::now() + LONG;
+    let on_reader = |answer: &Response| answer.payload.ends_with(b"-reader");
+    while !on_reader(&expect_ok(client.call_timeout(WHO, 0, Vec::new(), LONG), "who")) {
+        assert!(Instant::now() < deadline, "no request ran on the reader");
+    }
+    let mut waiting = client.submit(WAIT, 0, Vec::new()).unwrap();
+    let mut release = client.submit(RELEASE, 0, Vec::new()).unwrap();
+    let released = expect_ok(wait(&mut release), "release");
+    assert!(released.payload.windows(7).any(|w| w == b"-worker"), "{released:?}");
+    let waited = expect_ok(wait(&mut waiting), "the request that waited");
+    assert!(on_reader(&waited), "{waited:?}");
+    // Reading goes on, and quick requests are served as before.
+    for i in 0..100u64 {
+        expect_ok(client.call_timeout(WHO, i, Vec::new(), LONG), "after the takeover");
+    }
+    close_both_ok(client, server);
+    assert_no_threads(&c);
+    assert_no_threads(&s);
+}
+
+/// Requests held back to leave with others (more than a few in flight, no
+/// caller waiting) still leave by themselves, within the packet grace.
+fn held_back_requests_leave_without_a_wait(kind: Kind) {
+    let name = kind.name(34, 'c');
+    let (transport, mut raw) = raw_pair(kind);
+    let conn = PacketConnection::new(transport, config(&name)).unwrap();
+    let pending: Vec<Pending> = (0..10u64).map(|i| conn.submit(0, i, vec![i as u8]).unwrap()).collect();
+    let mut tags = Vec::new();
+    for i in 0..10u64 {
+        let packet = raw.recv_within(LONG).unwrap_or_else(|| panic!("request {i} never left"));
+        assert_eq!(packet.payload(), [i as u8]);
+        tags.push(packet.tag());
+    }
+    for (i, tag) in tags.into_iter().enumerate() {
+        raw.send(&Packet::response(0, tag, true, 0, vec![i as u8]).unwrap());
+    }
+    for (i, mut p) in pending.into_iter().enumerate() {
+        assert_eq!(expect_ok(wait(&mut p), "held-back request").payload, [i as u8]);
+    }
+    let closing = start_close(conn);
+    assert_eq!(raw.recv(), Packet::erq());
+    assert_eq!(raw.recv(), Packet::eof());
+    raw.send(&Packet::eof());
+    closing.result().expect("clean close");
+    assert_no_threads(&name);
+}
+
 /// Generates one `#[test]` per scenario and transport kind, in modules
 /// `pipe`, `unix` and `tcp`. A scenario written `name [ignore = "why"]` is
 /// generated with `#[ignore = "why"]`.
@@ -1110,4 +1177,6 @@ over_all_transports!(
     stats_count_traffic,
     streams_given_back_after_close,
     flags_too_large_are_refused,
+    reader_stuck_in_a_handler_is_relieved,
+    held_back_requests_leave_without_a_wait,
 );

@@ -644,6 +644,69 @@ fn flood_both_ways_full_sockets() {
     report_flood(Kind::Socket, 100_000, Shape::Tight);
 }
 
+/// Both sides send many small requests before they wait for any answer.
+/// Small packets are staged and their answers are run by the reader, so the
+/// bytes outgrow the stream's buffer both ways: a reader's write blocks
+/// until the other side reads, and a worker must read in its place, on both
+/// sides, or both stop for good.
+fn flood_small_packets(kind: Kind) {
+    const COUNT: u64 = 60_000;
+    let _shared = shared();
+    let name = format!("fs{}", kind.letter());
+    let (a, b) = transport_pair(kind);
+    let left = PacketConnection::with_handler(a, config(format!("{name}a")), echo).expect("start");
+    let right = PacketConnection::with_handler(b, config(format!("{name}b")), echo).expect("start");
+    let payload = |side: u8, i: u64| {
+        let mut payload = i.to_le_bytes().to_vec();
+        payload.push(side);
+        payload
+    };
+    let start = Instant::now();
+    let (left_ref, right_ref) = (&left, &right);
+    thread::scope(|scope| {
+        for (conn, side) in [(&left, 1u8), (&right, 2u8)] {
+            scope.spawn(move || {
+                let pending: Vec<Pending> =
+                    (0..COUNT).map(|i| conn.submit(0, i, payload(side, i)).expect("submit")).collect();
+                for (i, mut p) in (0..COUNT).zip(pending) {
+                    let answer = match p.wait_timeout(PROMPT * 12) {
+                        Ok(a) => a,
+                        Err(e) => panic!(
+                            "side {side} request {i}: {e:?}\nleft {:?}\nright {:?}",
+                            left_ref.stats(),
+                            right_ref.stats()
+                        ),
+                    };
+                    assert!(answer.flags == i && answer.payload == payload(side, i), "side {side} request {i}");
+                }
+            });
+        }
+    });
+    eprintln!(
+        "small-packet flood ({kind:?}): {COUNT} requests each way, all sent before any wait, in {:?}",
+        start.elapsed()
+    );
+    for conn in [&left, &right] {
+        let stats = conn.stats();
+        assert_eq!((stats.requests_out, stats.responses_in, stats.requests_in), (COUNT, COUNT, COUNT));
+    }
+    let right_closed = thread::spawn(move || right.close());
+    left.close().expect("left closes");
+    right_closed.join().expect("right's close thread").expect("right closes");
+    assert_threads_end(&format!("{name}a"));
+    assert_threads_end(&format!("{name}b"));
+}
+
+#[test]
+fn flood_small_packets_pipes() {
+    flood_small_packets(Kind::Pipe);
+}
+
+#[test]
+fn flood_small_packets_sockets() {
+    flood_small_packets(Kind::Socket);
+}
+
 // ---------------------------------------------------------------------------
 // Handlers that panic, fail, or never return.
 
