@@ -81,8 +81,9 @@ impl Config {
         self
     }
 
-    /// How many threads run request handlers at once. Default 4, as in
-    /// cs.packetstream. At least 1.
+    /// How many worker threads run request handlers at once. Default 4, as
+    /// in cs.packetstream. At least 1. While they are all idle the reading
+    /// thread runs a request itself (see [`Handler`](crate::Handler)).
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
         self

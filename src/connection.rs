@@ -37,7 +37,7 @@ const FAREWELL: Duration = Duration::from_millis(200);
 /// many requests (ours, or the peer's in service) are in flight: latency is
 /// what matters then. More in flight means load, where leaving it staged to
 /// go out with others saves write calls and wake-ups.
-pub(crate) const DIRECT_WRITE_IN_FLIGHT: usize = 4;
+pub(crate) const FEW_IN_FLIGHT: usize = 4;
 
 /// State shared by the connection handle, its threads and the request handles.
 pub(crate) struct Shared {
@@ -405,7 +405,7 @@ impl PacketConnection {
             (tags.register(channel, Arc::clone(&slot))?, tags.outstanding())
         };
         let packet = Packet { channel, tag, wire_flags: flags, wire_type: Some(rq_type + 1), payload };
-        if let Err(error) = self.shared.send(packet, in_flight <= DIRECT_WRITE_IN_FLIGHT, deadline) {
+        if let Err(error) = self.shared.send(packet, in_flight <= FEW_IN_FLIGHT, deadline) {
             self.shared.forget(channel, tag);
             return Err(error);
         }

@@ -140,7 +140,11 @@ impl<E: std::fmt::Display> IntoFailure for E {
 /// # takes(echo); takes(picky);
 /// ```
 ///
-/// Handlers run on the connection's worker threads, several at once. A
+/// Handlers run on the connection's worker threads, several at once. While
+/// the workers are idle, a request is run by the thread that read it, which
+/// saves a thread wake-up per request; an idle worker watches, and takes
+/// over reading if the handler has not returned within a millisecond or so,
+/// so a handler may block, or call back into the peer, wherever it runs. A
 /// handler that panics fails only its own request.
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request.

@@ -6,7 +6,8 @@
 //! type, flags and a payload; the peer's handler answers ok or failed, with
 //! flags and a payload; the caller blocks on a [`Pending`] handle until the
 //! answer comes. No async runtime: a reader thread, a writer thread and a
-//! small pool of handler threads per connection.
+//! small pool of handler threads per connection (started with the first
+//! request from the peer).
 //!
 //! # A tour
 //!

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::connection::{Shared, DIRECT_WRITE_IN_FLIGHT};
+use crate::connection::{Shared, FEW_IN_FLIGHT};
 use crate::error::{Error, ProtocolError};
 use crate::handler::{Handler, Request};
 use crate::packet::Packet;
@@ -421,7 +421,7 @@ impl Pool {
         if state.closing && state.drained() {
             self.drained.notify_all();
         }
-        state.serving.len() < DIRECT_WRITE_IN_FLIGHT
+        state.serving.len() < FEW_IN_FLIGHT
     }
 
     /// Refuses new requests and waits until `deadline` for those in service

@@ -33,9 +33,9 @@ pub struct Stats {
 /// shared line between cores on every packet.
 #[derive(Default)]
 pub(crate) struct Counters {
-    /// Written by the reader thread only.
+    /// Written by the thread that reads, one at a time.
     pub reader: ReaderCounters,
-    /// Written by whoever holds the sink lock.
+    /// Written by whoever holds the stream's lock.
     pub sink: SinkCounters,
     /// Written by callers and workers.
     pub senders: SenderCounters,
@@ -71,8 +71,8 @@ impl Counters {
         counter.fetch_add(n, Relaxed);
     }
 
-    /// For counters with one writer at a time (the reader thread, or the
-    /// holder of the sink lock): a plain load and store, no locked
+    /// For counters with one writer at a time (the thread that reads, or the
+    /// holder of the stream's lock): a plain load and store, no locked
     /// read-modify-write.
     pub fn bump(counter: &AtomicU64, n: u64) {
         counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
