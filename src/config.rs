@@ -7,6 +7,9 @@ use crate::codec::DEFAULT_MAX_PACKET_SIZE;
 /// The default packet grace. See [`Config::packet_grace`].
 pub const DEFAULT_PACKET_GRACE: Duration = Duration::from_millis(1);
 
+/// The default wait spin. See [`Config::wait_spin`].
+pub const DEFAULT_WAIT_SPIN: Duration = Duration::from_micros(20);
+
 /// How a connection behaves. Start from [`Config::default()`] and change what
 /// you need:
 ///
@@ -24,6 +27,7 @@ pub struct Config {
     pub(crate) name: String,
     pub(crate) packet_grace: Duration,
     pub(crate) workers: usize,
+    pub(crate) wait_spin: Duration,
     pub(crate) max_packet_size: usize,
     pub(crate) send_queue: usize,
     pub(crate) close_timeout: Duration,
@@ -38,6 +42,7 @@ impl Default for Config {
             name: "packetstream".to_owned(),
             packet_grace: DEFAULT_PACKET_GRACE,
             workers: 4,
+            wait_spin: DEFAULT_WAIT_SPIN,
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             send_queue: 1024,
             close_timeout: Duration::from_secs(5),
@@ -78,6 +83,20 @@ impl Config {
     /// measurements behind the default.
     pub fn packet_grace(mut self, grace: Duration) -> Self {
         self.packet_grace = grace;
+        self
+    }
+
+    /// How long a caller waiting for an answer stays awake before it
+    /// sleeps: it polls the answer, yielding the CPU to any other runnable
+    /// thread each time. Default 20 µs; zero sleeps at once.
+    ///
+    /// A sleeping thread takes a wake-up to resume, and on a virtual
+    /// machine whose CPU went idle meanwhile that can cost tens of
+    /// microseconds, more than a whole round trip. An answer that comes
+    /// within the spin costs none. A wait that outlasts it costs at most
+    /// this much CPU. BENCHMARKS.md has the measurements behind the default.
+    pub fn wait_spin(mut self, spin: Duration) -> Self {
+        self.wait_spin = spin;
         self
     }
 
@@ -148,6 +167,10 @@ impl Config {
     getter!(
         /// See [`Config::packet_grace`].
         get_packet_grace: packet_grace: Duration
+    );
+    getter!(
+        /// See [`Config::wait_spin`].
+        get_wait_spin: wait_spin: Duration
     );
     getter!(
         /// See [`Config::workers`].

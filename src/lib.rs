@@ -137,7 +137,7 @@ mod transport;
 mod varint;
 mod writer;
 
-pub use config::{Config, DEFAULT_PACKET_GRACE};
+pub use config::{Config, DEFAULT_PACKET_GRACE, DEFAULT_WAIT_SPIN};
 pub use connection::{Finished, PacketConnection};
 pub use error::{Error, Failure, ProtocolError};
 pub use handler::{Handler, IntoFailure, IntoOutcome, Request, Response};

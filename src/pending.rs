@@ -1,7 +1,9 @@
 //! The caller's side of one request: a slot the reader fills and a handle
 //! that waits on it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -21,11 +23,14 @@ enum State {
 pub(crate) struct Slot {
     state: Mutex<State>,
     ready: Condvar,
+    /// Set with the outcome, for a waiter that spins to look at without
+    /// the lock.
+    done: AtomicBool,
 }
 
 impl Slot {
     pub fn new() -> Self {
-        Slot { state: Mutex::new(State::Waiting), ready: Condvar::new() }
+        Slot { state: Mutex::new(State::Waiting), ready: Condvar::new(), done: AtomicBool::new(false) }
     }
 
     /// Delivers the outcome. Only the first delivery counts: a cancellation
@@ -34,6 +39,7 @@ impl Slot {
         let mut state = self.state.lock();
         if matches!(*state, State::Waiting) {
             *state = State::Done(outcome);
+            self.done.store(true, Ordering::Release);
             drop(state);
             self.ready.notify_all();
         }
@@ -41,6 +47,22 @@ impl Slot {
 
     fn is_waiting(&self) -> bool {
         matches!(*self.state.lock(), State::Waiting)
+    }
+
+    /// Stays awake for at most `spin` (and not past `deadline`) while the
+    /// outcome is not there, letting other runnable threads have the CPU.
+    /// An answer that comes meanwhile is taken without the sleep and
+    /// wake-up, which on a virtual machine whose CPU went idle can cost
+    /// tens of microseconds.
+    fn spin(&self, spin: Duration, deadline: Option<Instant>) {
+        if spin.is_zero() {
+            return;
+        }
+        let start = Instant::now();
+        let until = deadline.map_or(start + spin, |deadline| deadline.min(start + spin));
+        while !self.done.load(Ordering::Acquire) && Instant::now() < until {
+            thread::yield_now();
+        }
     }
 
     /// The one wait behind every public variant: `deadline` None blocks,
@@ -111,7 +133,9 @@ impl Pending {
     }
 
     fn take(&mut self, deadline: Option<Instant>) -> Option<Result<Response, Error>> {
-        self.flush_if_waiting();
+        if !self.flush_if_waiting() {
+            self.slot.spin(self.shared.config.wait_spin, deadline);
+        }
         let outcome = self.slot.take(deadline);
         self.settled |= outcome.is_some();
         outcome

@@ -167,7 +167,9 @@ fn sequential_calls(kind: Kind) {
 fn pipelined_from_threads(kind: Kind) {
     const THREADS: u64 = 4;
     const EACH: u64 = 500;
-    let (client, server) = pair(kind, 3, transform_handler);
+    // Callers that sleep at once (no wait spin), unlike the other scenarios.
+    let client_config = config(&kind.name(3, 'c')).wait_spin(Duration::ZERO);
+    let (client, server) = pair_with(kind, client_config, config(&kind.name(3, 's')), transform_handler);
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
     let client = Arc::new(client);
     let (tx, rx) = crossbeam_channel::unbounded();
