@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::connection::Shared;
+use crate::connection::{Shared, FEW_IN_FLIGHT};
 use crate::error::Error;
 use crate::handler::Response;
 
@@ -55,9 +55,6 @@ impl Slot {
     /// wake-up, which on a virtual machine whose CPU went idle can cost
     /// tens of microseconds.
     fn spin(&self, spin: Duration, deadline: Option<Instant>) {
-        if spin.is_zero() {
-            return;
-        }
         let start = Instant::now();
         let until = deadline.map_or(start + spin, |deadline| deadline.min(start + spin));
         while !self.done.load(Ordering::Acquire) && Instant::now() < until {
@@ -134,7 +131,7 @@ impl Pending {
 
     fn take(&mut self, deadline: Option<Instant>) -> Option<Result<Response, Error>> {
         if !self.flush_if_waiting() {
-            self.slot.spin(self.shared.config.wait_spin, deadline);
+            self.spin(deadline);
         }
         let outcome = self.slot.take(deadline);
         self.settled |= outcome.is_some();
@@ -171,6 +168,20 @@ impl Pending {
     /// Whether the answer (or an error) is ready to be taken.
     pub fn is_ready(&self) -> bool {
         self.flush_if_waiting()
+    }
+
+    /// Spins on the answer (see [`Config::wait_spin`](crate::Config::wait_spin))
+    /// when few requests are in flight. With many, the answers come in
+    /// batches anyway, and the CPU a spinning caller would take belongs to
+    /// the threads that move its other requests; worse, the scheduler comes
+    /// to treat a caller that spins all the time as a CPU hog, and places
+    /// the connection's threads badly (BENCHMARKS.md has the figures).
+    fn spin(&self, deadline: Option<Instant>) {
+        let spin = self.shared.config.wait_spin;
+        if spin.is_zero() || self.shared.tags.lock().outstanding() > FEW_IN_FLIGHT {
+            return;
+        }
+        self.slot.spin(spin, deadline);
     }
 
     /// A caller about to wait (or to poll) sends what is staged first: its
