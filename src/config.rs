@@ -87,10 +87,11 @@ impl Config {
     }
 
     /// How long a caller waiting for an answer stays awake before it
-    /// sleeps, while at most 4 of this side's requests are in flight: it
-    /// polls the answer, yielding the CPU to any other runnable thread each
-    /// time. Default 20 µs; zero sleeps at once. With more requests in
-    /// flight a caller sleeps at once.
+    /// sleeps: it polls the answer, yielding the CPU to any other runnable
+    /// thread each time. Default 20 µs; zero sleeps at once. With more than
+    /// 4 of this side's requests in flight, a caller spins only while it
+    /// pays: after a spin the answer did not end, the next 8 such waits
+    /// sleep at once.
     ///
     /// A sleeping thread takes a wake-up to resume, and on a virtual
     /// machine whose CPU went idle meanwhile that can cost tens of

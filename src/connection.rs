@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::process::ExitStatus;
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,9 @@ pub(crate) struct Shared {
     reader_end: Mutex<Option<ReaderEnd>>,
     /// Dropped when reading ends.
     recv_done: Mutex<Option<Sender<()>>>,
+    /// Waits with many requests in flight that sleep at once, after a spin
+    /// that the answer did not end.
+    pub spin_backoff: AtomicU32,
 }
 
 impl Shared {
@@ -308,6 +311,7 @@ impl PacketConnection {
             recv_end: Mutex::new(None),
             reader_end: Mutex::new(None),
             recv_done: Mutex::new(Some(recv_done_tx)),
+            spin_backoff: AtomicU32::new(0),
             config,
         });
         let writer = {

@@ -12,6 +12,10 @@ use crate::connection::{Shared, FEW_IN_FLIGHT};
 use crate::error::Error;
 use crate::handler::Response;
 
+/// With many requests in flight, how many waits sleep at once after a spin
+/// that did not pay.
+const SPIN_BACKOFF: u32 = 8;
+
 enum State {
     Waiting,
     Done(Result<Response, Error>),
@@ -54,12 +58,13 @@ impl Slot {
     /// An answer that comes meanwhile is taken without the sleep and
     /// wake-up, which on a virtual machine whose CPU went idle can cost
     /// tens of microseconds.
-    fn spin(&self, spin: Duration, deadline: Option<Instant>) {
+    fn spin(&self, spin: Duration, deadline: Option<Instant>) -> bool {
         let start = Instant::now();
         let until = deadline.map_or(start + spin, |deadline| deadline.min(start + spin));
         while !self.done.load(Ordering::Acquire) && Instant::now() < until {
             thread::yield_now();
         }
+        self.done.load(Ordering::Acquire)
     }
 
     /// The one wait behind every public variant: `deadline` None blocks,
@@ -170,18 +175,30 @@ impl Pending {
         self.flush_if_waiting()
     }
 
-    /// Spins on the answer (see [`Config::wait_spin`](crate::Config::wait_spin))
-    /// when few requests are in flight. With many, the answers come in
-    /// batches anyway, and the CPU a spinning caller would take belongs to
-    /// the threads that move its other requests; worse, the scheduler comes
-    /// to treat a caller that spins all the time as a CPU hog, and places
-    /// the connection's threads badly (BENCHMARKS.md has the figures).
+    /// Spins on the answer (see [`Config::wait_spin`](crate::Config::wait_spin)).
+    /// With many requests in flight, only while spinning pays: after a spin
+    /// that the answer did not end, the next [`SPIN_BACKOFF`] such waits
+    /// sleep at once. A spin that fails takes CPU from the threads that move
+    /// the caller's other requests, and a caller that spins all the time
+    /// comes to be treated by the scheduler as a CPU hog, which places the
+    /// connection's threads badly (BENCHMARKS.md has the figures).
     fn spin(&self, deadline: Option<Instant>) {
         let spin = self.shared.config.wait_spin;
-        if spin.is_zero() || self.shared.tags.lock().outstanding() > FEW_IN_FLIGHT {
+        if spin.is_zero() {
             return;
         }
-        self.slot.spin(spin, deadline);
+        let few = self.shared.tags.lock().outstanding() <= FEW_IN_FLIGHT;
+        let backoff = &self.shared.spin_backoff;
+        if !few {
+            let skip = backoff.load(Ordering::Relaxed);
+            if skip > 0 {
+                backoff.store(skip - 1, Ordering::Relaxed);
+                return;
+            }
+        }
+        if !self.slot.spin(spin, deadline) && !few {
+            backoff.store(SPIN_BACKOFF, Ordering::Relaxed);
+        }
     }
 
     /// A caller about to wait (or to poll) sends what is staged first: its
