@@ -321,7 +321,9 @@ impl PacketConnection {
         let packets = PacketReader::new(reader, shared.config.max_packet_size);
         let reader = {
             let shared = Arc::clone(&shared);
-            threads::spawn(format!("{name}-reader"), move || reader::run(packets, shared))
+            threads::spawn(shared.pool.thread_name(shared.pool.reader_number(), &shared), move || {
+                reader::run(packets, shared)
+            })
         };
         let reader = match reader {
             Ok(reader) => reader,
@@ -562,7 +564,8 @@ impl PacketConnection {
             problem.get_or_insert(error);
         }
         let mut stuck = Vec::new();
-        let blocked_reading = (!read_done).then(|| shared.pool.reading_thread_name(shared));
+        // The thread blocked on the stream, if reading did not end.
+        let reading_thread = (!read_done).then(|| shared.pool.reading_thread_number());
         let writer = if writer_done {
             match threads.writer.join() {
                 Ok(Ok(writer)) => Some(writer),
@@ -583,7 +586,6 @@ impl PacketConnection {
         // Reading is over (or stuck for good): the workers and the reader
         // thread can go, except a thread stuck in a handler or on the stream.
         let exit_by = Instant::now() + AFTER_INTERRUPT;
-        let reading_thread = (!read_done).then(|| shared.pool.reading_thread_number());
         if let Err(error) = shared.pool.close(exit_by, reading_thread) {
             problem.get_or_insert(error);
         }
@@ -599,8 +601,8 @@ impl PacketConnection {
                 problem.get_or_insert(Error::CloseTimeout(format!("request handlers still running on {name}")));
             }
         }
-        if let Some(name) = blocked_reading {
-            stuck.push(name);
+        if let Some(number) = reading_thread {
+            stuck.push(shared.pool.thread_name(number, shared));
         }
         if !stuck.is_empty() {
             let what = format!("{} still blocked on the stream, left running", stuck.join(" and "));

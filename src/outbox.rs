@@ -124,23 +124,19 @@ impl Outbox {
     /// writes it. Never waits for the stream's lock, but the write call it
     /// makes may block while the peer does not read.
     pub fn flush(&self, shared: &Shared) -> Result<(), Error> {
-        loop {
-            if !self.has_staged() {
-                return Ok(());
-            }
-            let Some(sink) = self.sink.try_lock() else {
-                return Ok(());
-            };
-            self.release(sink, shared)?;
+        if !self.has_staged() {
+            return Ok(());
+        }
+        match self.sink.try_lock() {
+            Some(sink) => self.release(sink, shared),
+            None => Ok(()),
         }
     }
 
     /// Waits for the stream and writes what is staged: the backpressure of
     /// a sender that found too much staged.
     pub fn flush_waiting(&self, shared: &Shared) -> Result<(), Error> {
-        let sink = self.sink.lock();
-        self.release(sink, shared)?;
-        self.flush(shared)
+        self.release(self.sink.lock(), shared)
     }
 
     /// The stream's lock, for the writer thread.
@@ -150,21 +146,24 @@ impl Outbox {
 
     /// Writes what is staged, then lets go of the stream. Bytes staged by a
     /// thread that found the stream busy are written by this one.
-    pub fn release(&self, mut sink: MutexGuard<'_, Sink>, shared: &Shared) -> Result<(), Error> {
-        let written = self.write_staged(&mut sink, shared).and_then(|()| sink.flush_out());
-        if let Err(error) = written {
-            return Err(self.fail(&mut sink, error, shared));
-        }
-        drop(sink);
-        // Bytes staged between the last swap and the unlock: their sender's
-        // try_lock failed, so they are this thread's to write, unless they
-        // have a new writer already.
-        if self.has_staged() {
-            if let Some(sink) = self.sink.try_lock() {
-                return self.release(sink, shared);
+    pub fn release<'a>(&'a self, mut sink: MutexGuard<'a, Sink>, shared: &Shared) -> Result<(), Error> {
+        loop {
+            let written = self.write_staged(&mut sink, shared).and_then(|()| sink.flush_out());
+            if let Err(error) = written {
+                return Err(self.fail(&mut sink, error, shared));
+            }
+            drop(sink);
+            // Bytes staged between the last swap and the unlock: their
+            // sender's try_lock failed, so they are this thread's to write,
+            // unless they have a new writer already.
+            if !self.has_staged() {
+                return Ok(());
+            }
+            match self.sink.try_lock() {
+                Some(again) => sink = again,
+                None => return Ok(()),
             }
         }
-        Ok(())
     }
 
     /// Writes what is staged, the stream's lock held.

@@ -27,8 +27,7 @@ enum State {
 pub(crate) struct Slot {
     state: Mutex<State>,
     ready: Condvar,
-    /// Set with the outcome, for a waiter that spins to look at without
-    /// the lock.
+    /// Set with the outcome, for a look without the lock.
     done: AtomicBool,
 }
 
@@ -50,7 +49,7 @@ impl Slot {
     }
 
     fn is_waiting(&self) -> bool {
-        matches!(*self.state.lock(), State::Waiting)
+        !self.done.load(Ordering::Acquire)
     }
 
     /// Stays awake for at most `spin` (and not past `deadline`) while the
@@ -61,10 +60,10 @@ impl Slot {
     fn spin(&self, spin: Duration, deadline: Option<Instant>) -> bool {
         let start = Instant::now();
         let until = deadline.map_or(start + spin, |deadline| deadline.min(start + spin));
-        while !self.done.load(Ordering::Acquire) && Instant::now() < until {
+        while self.is_waiting() && Instant::now() < until {
             thread::yield_now();
         }
-        self.done.load(Ordering::Acquire)
+        !self.is_waiting()
     }
 
     /// The one wait behind every public variant: `deadline` None blocks,
@@ -184,7 +183,8 @@ impl Pending {
     /// connection's threads badly (BENCHMARKS.md has the figures).
     fn spin(&self, deadline: Option<Instant>) {
         let spin = self.shared.config.wait_spin;
-        if spin.is_zero() {
+        // A poll (`try_wait`) does not spin, nor count as a spin that failed.
+        if spin.is_zero() || deadline.is_some_and(|deadline| deadline <= Instant::now()) {
             return;
         }
         let few = self.shared.tags.lock().outstanding() <= FEW_IN_FLIGHT;

@@ -64,13 +64,14 @@ pub(crate) enum Job {
 pub(crate) type Key = (u64, u64);
 
 /// The reader's section in progress.
-#[derive(Clone, Copy)]
 struct Section {
     number: u64,
     /// The request whose handler runs, or `None` for a flush.
     key: Option<Key>,
     /// Which thread runs it.
     thread: usize,
+    /// The reading state, left here for a takeover.
+    reading: ReadState,
 }
 
 #[derive(Default)]
@@ -86,11 +87,10 @@ struct State {
     /// Whether the worker on top of `idle` parks with a timeout to watch;
     /// when false it sleeps until woken.
     watching: bool,
+    /// The section in progress; a takeover ends it early.
     section: Option<Section>,
     /// Sections started so far, so a watcher can tell a new one from an old.
     sections: u64,
-    /// The reader's state while it is in a section; taken by a takeover.
-    parked_reader: Option<ReadState>,
     /// The reader runs no handler before then.
     inline_paused_until: Option<Instant>,
     /// Which threads are in a handler, by thread number (the workers, then
@@ -107,7 +107,7 @@ struct State {
 
 impl State {
     fn drained(&self) -> bool {
-        self.jobs.is_empty() && self.serving.is_empty() && self.section.is_none_or(|s| s.key.is_none())
+        self.jobs.is_empty() && self.serving.is_empty() && self.section.as_ref().is_none_or(|s| s.key.is_none())
     }
 }
 
@@ -146,11 +146,6 @@ impl Pool {
         self.reading.load(Relaxed)
     }
 
-    /// The name of the thread that reads the stream.
-    pub fn reading_thread_name(&self, shared: &Shared) -> String {
-        self.thread_name(self.reading_thread_number(), shared)
-    }
-
     pub fn has_handler(&self) -> bool {
         self.handler.is_some()
     }
@@ -160,7 +155,8 @@ impl Pool {
         self.size
     }
 
-    fn thread_name(&self, number: usize, shared: &Shared) -> String {
+    /// The name of thread `number`: a worker, or the reader after them.
+    pub fn thread_name(&self, number: usize, shared: &Shared) -> String {
         if number == self.size {
             format!("{}-reader", shared.name)
         } else {
@@ -240,7 +236,7 @@ impl Pool {
         let mut workers = self.workers.lock();
         for i in 0..self.size {
             let shared = Arc::clone(shared);
-            workers.push(threads::spawn(format!("{}-worker-{i}", shared.name), move || work(i, &shared))?);
+            workers.push(threads::spawn(self.thread_name(i, &shared), move || work(i, &shared))?);
         }
         Ok(())
     }
@@ -271,8 +267,7 @@ impl Pool {
             state.busy[thread] = true;
         }
         state.sections += 1;
-        state.section = Some(Section { number: state.sections, key, thread });
-        state.parked_reader = Some(reading);
+        state.section = Some(Section { number: state.sections, key, thread, reading });
         let watcher = if state.watching {
             None
         } else {
@@ -296,9 +291,8 @@ impl Pool {
         if key.is_some() {
             state.busy[thread] = false;
         }
-        let reading = if state.section.is_some_and(|s| s.number == number) {
-            state.section = None;
-            state.parked_reader.take()
+        let reading = if state.section.as_ref().is_some_and(|s| s.number == number) {
+            state.section.take().map(|section| section.reading)
         } else {
             // Taken over: the request was put in service then.
             if let Some(key) = key {
@@ -372,29 +366,27 @@ impl Pool {
                 MutexGuard::unlocked(&mut state, std_thread::park);
                 continue;
             }
-            match (state.section, seen) {
-                (Some(section), Some((number, since))) if number == section.number => {
+            match (state.section.as_ref().map(|s| s.number), seen) {
+                (Some(number), Some((seen_number, since))) if number == seen_number => {
                     if since.elapsed() >= WATCH_TICK {
-                        if let Some(reading) = state.parked_reader.take() {
-                            log::debug!(
-                                "{}: {} stuck for {:?}: {} reads in its place",
-                                shared.name,
-                                self.thread_name(section.thread, shared),
-                                since.elapsed(),
-                                self.thread_name(me, shared)
-                            );
-                            if let Some(key) = section.key {
-                                state.serving.insert(key);
-                            }
-                            state.section = None;
-                            state.inline_paused_until = Some(Instant::now() + INLINE_PAUSE);
-                            state.idle.pop();
-                            state.watching = false;
-                            return Some(Job::Read(reading));
+                        let section = state.section.take().expect("matched a section");
+                        log::debug!(
+                            "{}: {} stuck for {:?}: {} reads in its place",
+                            shared.name,
+                            self.thread_name(section.thread, shared),
+                            since.elapsed(),
+                            self.thread_name(me, shared)
+                        );
+                        if let Some(key) = section.key {
+                            state.serving.insert(key);
                         }
+                        state.inline_paused_until = Some(Instant::now() + INLINE_PAUSE);
+                        state.idle.pop();
+                        state.watching = false;
+                        return Some(Job::Read(section.reading));
                     }
                 }
-                (Some(section), _) => seen = Some((section.number, Instant::now())),
+                (Some(number), _) => seen = Some((number, Instant::now())),
                 (None, _) if state.sections == seen_sections => {
                     // No section since the last look: sleep until one
                     // starts.

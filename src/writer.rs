@@ -71,7 +71,7 @@ fn write_loop(queue: &Receiver<Outgoing>, shared: &Shared) -> Result<(), Error> 
         let first = match next {
             None => return Ok(()),
             Some(Outgoing::Corked) => {
-                timer.get_or_insert_with(|| Instant::now() + shared.config.packet_grace);
+                start_timer(&mut timer, shared);
                 continue;
             }
             Some(Outgoing::Flush) => {
@@ -99,9 +99,7 @@ fn write_loop(queue: &Receiver<Outgoing>, shared: &Shared) -> Result<(), Error> 
                 }
                 // The staged bytes are written below in any case, but the
                 // timer must run for those staged after.
-                Ok(Outgoing::Corked) => {
-                    timer.get_or_insert_with(|| Instant::now() + shared.config.packet_grace);
-                }
+                Ok(Outgoing::Corked) => start_timer(&mut timer, shared),
                 Ok(Outgoing::Flush) => {}
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
@@ -116,6 +114,11 @@ fn write_loop(queue: &Receiver<Outgoing>, shared: &Shared) -> Result<(), Error> 
         }
         outbox.release(sink, shared)?;
     }
+}
+
+/// Starts the grace timer unless it runs already.
+fn start_timer(timer: &mut Option<Instant>, shared: &Shared) {
+    timer.get_or_insert_with(|| Instant::now() + shared.config.packet_grace);
 }
 
 /// The grace has passed: flush what is staged. The timer runs on while
