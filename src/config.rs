@@ -1,39 +1,51 @@
-//! Settings of a connection.
+//! Settings of a connection: a [`Config`] read through plain getters, built
+//! with a [`ConfigBuilder`].
 
 use std::time::Duration;
 
-use crate::codec::DEFAULT_MAX_PACKET_SIZE;
+use crate::wire::DEFAULT_MAX_PACKET_SIZE;
 
-/// The default packet grace. See [`Config::packet_grace`].
+/// The default packet grace. See [`ConfigBuilder::packet_grace`].
 pub const DEFAULT_PACKET_GRACE: Duration = Duration::from_millis(1);
 
-/// The default wait spin. See [`Config::wait_spin`].
+/// The default wait spin. See [`ConfigBuilder::wait_spin`].
 pub const DEFAULT_WAIT_SPIN: Duration = Duration::from_micros(20);
 
-/// How a connection behaves. Start from [`Config::default()`] and change what
-/// you need:
+/// After a takeover (or a slow handler on the reading thread), how long
+/// requests go to the workers before the reading thread runs handlers
+/// again: a handler that blocked once is likely to block again, and each
+/// takeover costs a tick of stalled reading.
+const DEFAULT_HANDLER_PAUSE: Duration = Duration::from_millis(100);
+
+/// How a connection behaves. Start from [`Config::default()`], or change
+/// what you need through [`Config::builder()`]; a builder can be passed
+/// wherever a `Config` is asked for:
 ///
 /// ```
 /// use std::time::Duration;
-/// let config = packetstream::Config::default()
+/// let config = packetstream::Config::builder()
 ///     .name("store-client")
 ///     .workers(8)
-///     .close_timeout(Duration::from_secs(2));
-/// assert_eq!(config.get_workers(), 8);
+///     .close_timeout(Duration::from_secs(2))
+///     .build();
+/// assert_eq!(config.workers(), 8);
+/// assert_eq!(config.name(), "store-client");
 /// ```
 #[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub(crate) name: String,
-    pub(crate) packet_grace: Duration,
-    pub(crate) workers: usize,
-    pub(crate) wait_spin: Duration,
-    pub(crate) max_packet_size: usize,
-    pub(crate) send_queue: usize,
-    pub(crate) close_timeout: Duration,
-    pub(crate) max_incoming: usize,
-    pub(crate) serve_all_channels: bool,
-    pub(crate) channels: Vec<u64>,
+    name: String,
+    packet_grace: Duration,
+    workers: usize,
+    wait_spin: Duration,
+    max_packet_size: usize,
+    send_queue: usize,
+    close_timeout: Duration,
+    max_incoming: usize,
+    serve_all_channels: bool,
+    channels: Vec<u64>,
+    extensions: bool,
+    handler_pause: Duration,
 }
 
 impl Default for Config {
@@ -49,24 +61,97 @@ impl Default for Config {
             max_incoming: 65536,
             serve_all_channels: false,
             channels: vec![0],
+            extensions: false,
+            handler_pause: DEFAULT_HANDLER_PAUSE,
         }
     }
 }
 
-macro_rules! getter {
-    ($(#[$doc:meta])* $get:ident: $field:ident: $ty:ty) => {
-        $(#[$doc])*
-        pub fn $get(&self) -> $ty {
-            self.$field.clone()
-        }
-    };
+impl Config {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// The connection's name. See [`ConfigBuilder::name`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// See [`ConfigBuilder::packet_grace`].
+    pub fn packet_grace(&self) -> Duration {
+        self.packet_grace
+    }
+
+    /// See [`ConfigBuilder::workers`].
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// See [`ConfigBuilder::wait_spin`].
+    pub fn wait_spin(&self) -> Duration {
+        self.wait_spin
+    }
+
+    /// See [`ConfigBuilder::max_packet_size`].
+    pub fn max_packet_size(&self) -> usize {
+        self.max_packet_size
+    }
+
+    /// See [`ConfigBuilder::send_queue`].
+    pub fn send_queue(&self) -> usize {
+        self.send_queue
+    }
+
+    /// See [`ConfigBuilder::close_timeout`].
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// See [`ConfigBuilder::max_incoming`].
+    pub fn max_incoming(&self) -> usize {
+        self.max_incoming
+    }
+
+    /// The channels served besides 0. See [`ConfigBuilder::serve_channel`].
+    pub fn served_channels(&self) -> &[u64] {
+        &self.channels
+    }
+
+    /// See [`ConfigBuilder::serve_all_channels`].
+    pub fn serves_all_channels(&self) -> bool {
+        self.serve_all_channels
+    }
+
+    /// See [`ConfigBuilder::extensions`].
+    pub fn extensions(&self) -> bool {
+        self.extensions
+    }
+
+    /// See [`ConfigBuilder::handler_pause`].
+    #[doc(hidden)]
+    pub fn handler_pause(&self) -> Duration {
+        self.handler_pause
+    }
 }
 
-impl Config {
+/// Builds a [`Config`]: every setter takes and returns the builder.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// The finished configuration.
+    pub fn build(self) -> Config {
+        self.config
+    }
+
     /// The connection's name: it names the threads (`<name>-reader`, ...) and
-    /// starts every log line. Default `packetstream`.
+    /// starts every log line. Default `packetstream`. Linux keeps 15 bytes of
+    /// a thread's name, so a short one keeps them apart.
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.config.name = name.into();
         self
     }
 
@@ -82,7 +167,7 @@ impl Config {
     /// for its answers never pays the grace. BENCHMARKS.md has the
     /// measurements behind the default.
     pub fn packet_grace(mut self, grace: Duration) -> Self {
-        self.packet_grace = grace;
+        self.config.packet_grace = grace;
         self
     }
 
@@ -99,7 +184,7 @@ impl Config {
     /// within the spin costs none. A wait that outlasts it costs at most
     /// this much CPU. BENCHMARKS.md has the measurements behind the default.
     pub fn wait_spin(mut self, spin: Duration) -> Self {
-        self.wait_spin = spin;
+        self.config.wait_spin = spin;
         self
     }
 
@@ -107,7 +192,7 @@ impl Config {
     /// in cs.packetstream. At least 1. While they are all idle the reading
     /// thread runs a request itself (see [`Handler`](crate::Handler)).
     pub fn workers(mut self, workers: usize) -> Self {
-        self.workers = workers.max(1);
+        self.config.workers = workers.max(1);
         self
     }
 
@@ -115,14 +200,14 @@ impl Config {
     /// a longer one is a protocol error that ends the connection. Default
     /// 16 MiB ([`DEFAULT_MAX_PACKET_SIZE`]).
     pub fn max_packet_size(mut self, bytes: usize) -> Self {
-        self.max_packet_size = bytes;
+        self.config.max_packet_size = bytes;
         self
     }
 
     /// How many packets may wait for the writer. A full queue blocks whoever
     /// submits (backpressure). Default 1024. At least 1.
     pub fn send_queue(mut self, packets: usize) -> Self {
-        self.send_queue = packets.max(1);
+        self.config.send_queue = packets.max(1);
         self
     }
 
@@ -130,7 +215,7 @@ impl Config {
     /// before it stops waiting for the peer and for running handlers.
     /// Default 5 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.close_timeout = timeout;
+        self.config.close_timeout = timeout;
         self
     }
 
@@ -139,60 +224,60 @@ impl Config {
     /// handlers, since that can deadlock two peers flooding each other; a peer
     /// that goes past this limit is a protocol error instead. Default 65536.
     pub fn max_incoming(mut self, requests: usize) -> Self {
-        self.max_incoming = requests.max(1);
+        self.config.max_incoming = requests.max(1);
         self
     }
 
     /// Also serve requests on `channel` (channel 0 is always served). Requests
-    /// on other channels are rejected with `unknown channel N`, as
-    /// cs.packetstream does.
+    /// on other channels are refused with `unknown channel N`, as
+    /// cs.packetstream does. The channels of
+    /// [`ext::RESERVED_CHANNELS`](crate::ext::RESERVED_CHANNELS) cannot be
+    /// served: a connection asked to fails to start.
     pub fn serve_channel(mut self, channel: u64) -> Self {
-        if !self.channels.contains(&channel) {
-            self.channels.push(channel);
+        if !self.config.channels.contains(&channel) {
+            self.config.channels.push(channel);
         }
         self
     }
 
-    /// Serve requests on every channel.
+    /// Serve requests on every channel, but those reserved for extensions.
     pub fn serve_all_channels(mut self) -> Self {
-        self.serve_all_channels = true;
+        self.config.serve_all_channels = true;
         self
     }
 
-    pub(crate) fn serves(&self, channel: u64) -> bool {
-        self.serve_all_channels || self.channels.contains(&channel)
+    /// Turn the protocol extensions on (off by default). The connection then
+    /// probes its peer once, at start, with a request on a reserved channel
+    /// ([`ext`](crate::ext)), and answers the peer's probe. Against a peer
+    /// with extensions too, both use the features both have; against a
+    /// plain cs.packetstream peer, which refuses the probe, nothing changes.
+    /// Requests sent before the answer use the plain format.
+    ///
+    /// Features: a close may carry a reason
+    /// ([`CloseOptions::reason`](crate::CloseOptions::reason)), which the
+    /// peer's [`Finished::peer_quit_reason`](crate::Finished::peer_quit_reason)
+    /// reports.
+    ///
+    /// Off, a connection neither probes nor answers probes (it refuses them
+    /// as cs.packetstream does): it behaves as a plain peer.
+    pub fn extensions(mut self, on: bool) -> Self {
+        self.config.extensions = on;
+        self
     }
 
-    getter!(
-        /// See [`Config::name`].
-        get_name: name: String
-    );
-    getter!(
-        /// See [`Config::packet_grace`].
-        get_packet_grace: packet_grace: Duration
-    );
-    getter!(
-        /// See [`Config::wait_spin`].
-        get_wait_spin: wait_spin: Duration
-    );
-    getter!(
-        /// See [`Config::workers`].
-        get_workers: workers: usize
-    );
-    getter!(
-        /// See [`Config::max_packet_size`].
-        get_max_packet_size: max_packet_size: usize
-    );
-    getter!(
-        /// See [`Config::send_queue`].
-        get_send_queue: send_queue: usize
-    );
-    getter!(
-        /// See [`Config::close_timeout`].
-        get_close_timeout: close_timeout: Duration
-    );
-    getter!(
-        /// See [`Config::max_incoming`].
-        get_max_incoming: max_incoming: usize
-    );
+    /// After a handler that blocked on the reading thread (a worker took
+    /// reading over), or one that was slow there, requests go to the workers
+    /// for this long before the reading thread runs handlers again. Default
+    /// 100 ms; zero turns the pause off. For the benchmarks that measure it.
+    #[doc(hidden)]
+    pub fn handler_pause(mut self, pause: Duration) -> Self {
+        self.config.handler_pause = pause;
+        self
+    }
+}
+
+impl From<ConfigBuilder> for Config {
+    fn from(builder: ConfigBuilder) -> Self {
+        builder.build()
+    }
 }

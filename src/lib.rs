@@ -61,24 +61,27 @@
 //! A [`Pending`] can be waited on without a limit ([`Pending::wait`]), with
 //! one ([`Pending::wait_timeout`], [`Pending::wait_deadline`]), or just looked
 //! at ([`Pending::try_wait`]); [`Pending::cancel`] (or dropping it) gives the
-//! request up. Every way a request can end has its own [`Error`] variant:
-//! the peer failed it, the connection ended, the wait timed out, it was
-//! cancelled.
+//! request up. Each operation has an error type of its own with only what
+//! can happen there: a wait gets the peer's failure or the connection's end
+//! ([`RequestError`]), and a timed wait hands the `Pending` back when time
+//! runs out, so it can wait again. [`Error`] takes any of them, for `?`.
 //!
 //! ```
 //! # use packetstream::*;
 //! # use std::time::Duration;
 //! # fn main() -> Result<(), Error> {
-//! # let (a, b) = Transport::pipe_pair()?;
+//! # let (a, b) = Transport::memory_pair();
 //! let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
 //! let gate_rx = std::sync::Mutex::new(gate_rx);
 //! let server = PacketConnection::with_handler(b, Config::default(), move |_rq: Request| {
 //!     let _ = gate_rx.lock().unwrap().recv(); // held until the test opens the gate
 //! })?;
 //! let client = PacketConnection::new(a, Config::default())?;
-//! let mut pending = client.submit(0, 0, Vec::new())?;
-//! assert!(pending.try_wait().is_none());
-//! assert!(matches!(pending.wait_timeout(Duration::from_millis(10)), Err(Error::Timeout)));
+//! let pending = client.submit(0, 0, Vec::new())?;
+//! let Err(TryWaitError::NotReady(pending)) = pending.try_wait() else { panic!("answered early") };
+//! let Err(WaitTimeoutError::Timeout(pending)) = pending.wait_timeout(Duration::from_millis(10)) else {
+//!     panic!("answered early")
+//! };
 //! gate_tx.send(()).unwrap();
 //! assert_eq!(pending.wait_timeout(Duration::from_secs(10))?.flags, 0);
 //! # drop(client); drop(server);
@@ -107,10 +110,34 @@
 //! # The wire
 //!
 //! The byte format is `cs.packetstream`'s (release 20240630), byte for byte;
-//! [`codec`] encodes and decodes it as plain functions. Channel 0's tags start
+//! [`wire`] encodes and decodes it as plain functions. Channel 0's tags start
 //! at 2 and are never reused; tags 0 and 1 are the EOF and ERQ control
-//! packets. Only channel 0 is served unless [`Config::serve_channel`] says
-//! otherwise, as in cs.packetstream.
+//! packets. Only channel 0 is served unless [`ConfigBuilder::serve_channel`]
+//! says otherwise, as in cs.packetstream.
+//!
+//! # Extensions
+//!
+//! Beyond cs.packetstream, two `packetstream` peers can agree on protocol
+//! extensions ([`ext`]), off unless [`ConfigBuilder::extensions`] turns them
+//! on: for now, a close that tells the peer why. A plain peer refuses the
+//! one probe and the connection carries on as before.
+//!
+//! ```
+//! # use packetstream::*;
+//! # fn main() -> Result<(), Error> {
+//! let (a, b) = Transport::memory_pair();
+//! let on = || Config::builder().extensions(true);
+//! let server = PacketConnection::with_handler(b, on().name("server"), |rq: Request| rq.payload)?;
+//! let client = PacketConnection::new(a, on().name("client"))?;
+//! let server_thread = std::thread::spawn(move || {
+//!     server.join_recv()?;
+//!     Ok::<_, Error>(server.close()?)
+//! });
+//! client.close_with(CloseOptions::new().reason("going for lunch"))?;
+//! let finished = server_thread.join().unwrap()?;
+//! assert_eq!(finished.peer_quit_reason(), Some("going for lunch"));
+//! # Ok(()) }
+//! ```
 //!
 //! # Logging
 //!
@@ -120,32 +147,31 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
-pub mod codec;
+pub mod ext;
+pub mod wire;
+
 mod config;
-mod connection;
+mod conn;
 mod error;
-mod handler;
-mod outbox;
-mod packet;
-mod pending;
-mod pool;
-mod reader;
-mod stats;
-mod tagmap;
 mod threads;
 mod transport;
-mod varint;
-mod writer;
 
-pub use config::{Config, DEFAULT_PACKET_GRACE, DEFAULT_WAIT_SPIN};
-pub use connection::{Finished, PacketConnection};
-pub use error::{Error, Failure, ProtocolError};
-pub use handler::{Handler, IntoFailure, IntoOutcome, Request, Response};
-pub use packet::{Control, Packet, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE};
-pub use pending::Pending;
-pub use stats::Stats;
-pub use transport::{ReadHalf, Transport, WriteHalf};
-pub use varint::{decode_varint, encode_varint, varint_len, MAX_VARINT_LEN};
+pub use config::{Config, ConfigBuilder, DEFAULT_PACKET_GRACE, DEFAULT_WAIT_SPIN};
+pub use conn::answer::{Failure, Response};
+pub use conn::close::{
+    CloseError, CloseOptions, CloseProblem, CloseReport, CloseStep, Finished, StepOutcome, StepReport,
+};
+pub use conn::error::{
+    CallError, CallTimeoutError, ConnectionError, InvalidRequest, JoinTimeoutError, RequestError, SubmitError,
+    SubmitTimeoutError,
+};
+pub use conn::pending::{Pending, TryWaitError, WaitTimeoutError};
+pub use conn::serve::handler::{Handler, IntoFailure, IntoOutcome, Request};
+pub use conn::stats::Stats;
+pub use conn::PacketConnection;
+pub use error::Error;
+pub use transport::{MemoryReader, MemoryWriter, ReadHalf, Transport, WriteHalf};
+pub use wire::{Packet, ProtocolError, ValueTooLarge, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE};
 
 // The README's examples are compiled with the doctests.
 #[cfg(doctest)]

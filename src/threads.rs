@@ -2,13 +2,25 @@
 //! panic turned into an error.
 
 use std::any::Any;
+use std::fmt;
 use std::io;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::error::Error;
+/// A thread that panicked: its name and the panic's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Panicked {
+    pub thread: String,
+    pub message: String,
+}
+
+impl fmt::Display for Panicked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "thread {} panicked: {}", self.thread, self.message)
+    }
+}
 
 pub(crate) struct Thread<T> {
     name: String,
@@ -38,9 +50,9 @@ impl<T> Thread<T> {
     }
 
     /// Joins a thread that has ended (or is about to), surfacing a panic.
-    pub fn join(self) -> Result<T, Error> {
-        let name = self.name;
-        self.handle.join().map_err(|payload| Error::ThreadPanicked { thread: name, message: panic_message(&*payload) })
+    pub fn join(self) -> Result<T, Panicked> {
+        let thread = self.name;
+        self.handle.join().map_err(|payload| Panicked { thread, message: panic_message(&*payload) })
     }
 
     /// Gives up on a thread that will not end: it runs on, detached.

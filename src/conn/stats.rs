@@ -28,19 +28,12 @@ pub struct Stats {
     pub write_calls: u64,
 }
 
-/// The counters, grouped by who writes them and each group on its own cache
-/// line, so that the reader, the write side and the callers do not bounce a
-/// shared line between cores on every packet.
-#[derive(Default)]
-pub(crate) struct Counters {
-    /// Written by the thread that reads, one at a time.
-    pub reader: ReaderCounters,
-    /// Written by whoever holds the stream's lock.
-    pub sink: SinkCounters,
-    /// Written by callers and workers.
-    pub senders: SenderCounters,
-}
-
+/// The counters are grouped by who writes them, each group on its own
+/// cache line and held by the part that writes it, so that the reader, the
+/// write side and the callers do not bounce a shared line between cores on
+/// every packet.
+///
+/// Written by the thread that reads, one at a time.
 #[derive(Default)]
 #[repr(align(64))]
 pub(crate) struct ReaderCounters {
@@ -50,6 +43,7 @@ pub(crate) struct ReaderCounters {
     pub bytes_in: AtomicU64,
 }
 
+/// Written by whoever holds the stream's lock.
 #[derive(Default)]
 #[repr(align(64))]
 pub(crate) struct SinkCounters {
@@ -58,12 +52,16 @@ pub(crate) struct SinkCounters {
     pub write_calls: AtomicU64,
 }
 
+/// Written by callers and workers.
 #[derive(Default)]
 #[repr(align(64))]
 pub(crate) struct SenderCounters {
     pub requests_out: AtomicU64,
     pub responses_out: AtomicU64,
 }
+
+/// The two ways to count.
+pub(crate) struct Counters;
 
 impl Counters {
     /// For counters with many writers.
@@ -77,9 +75,11 @@ impl Counters {
     pub fn bump(counter: &AtomicU64, n: u64) {
         counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
     }
+}
 
-    pub fn snapshot(&self) -> Stats {
-        let (reader, sink, senders) = (&self.reader, &self.sink, &self.senders);
+impl Stats {
+    /// A snapshot of the three groups.
+    pub(crate) fn collect(reader: &ReaderCounters, sink: &SinkCounters, senders: &SenderCounters) -> Stats {
         Stats {
             requests_out: senders.requests_out.load(Relaxed),
             responses_in: reader.responses_in.load(Relaxed),

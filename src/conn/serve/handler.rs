@@ -1,6 +1,10 @@
 //! Serving the peer's requests: what a handler receives and may return.
 
-use crate::error::Failure;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::conn::answer::{Failure, Response};
+use crate::threads::panic_message;
+use crate::wire::Packet;
 
 /// A request from the peer, as a handler receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,67 +19,6 @@ pub struct Request {
     pub flags: u64,
     /// The request's payload.
     pub payload: Vec<u8>,
-}
-
-/// A successful answer: flags and payload. Callers receive it from
-/// [`Pending::wait`](crate::Pending::wait); handlers return anything that
-/// converts into it, as cs.packetstream handlers do:
-///
-/// | handler returns | flags | payload |
-/// |---|---|---|
-/// | `()` | 0 | empty |
-/// | `u64` | that | empty |
-/// | `Vec<u8>`, `&[u8]` | 0 | those bytes |
-/// | `String`, `&str` | 0 | its UTF-8 bytes |
-/// | `(u64, Vec<u8>)` | the pair | |
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Response {
-    /// The application flags.
-    pub flags: u64,
-    /// The payload.
-    pub payload: Vec<u8>,
-}
-
-impl From<()> for Response {
-    fn from(_: ()) -> Self {
-        Response::default()
-    }
-}
-
-impl From<u64> for Response {
-    fn from(flags: u64) -> Self {
-        Response { flags, payload: Vec::new() }
-    }
-}
-
-impl From<Vec<u8>> for Response {
-    fn from(payload: Vec<u8>) -> Self {
-        Response { flags: 0, payload }
-    }
-}
-
-impl From<&[u8]> for Response {
-    fn from(payload: &[u8]) -> Self {
-        Response { flags: 0, payload: payload.to_vec() }
-    }
-}
-
-impl From<String> for Response {
-    fn from(text: String) -> Self {
-        Response { flags: 0, payload: text.into_bytes() }
-    }
-}
-
-impl From<&str> for Response {
-    fn from(text: &str) -> Self {
-        Response { flags: 0, payload: text.as_bytes().to_vec() }
-    }
-}
-
-impl From<(u64, Vec<u8>)> for Response {
-    fn from((flags, payload): (u64, Vec<u8>)) -> Self {
-        Response { flags, payload }
-    }
 }
 
 /// What a handler's return value means: an answer, or a failure.
@@ -159,4 +102,36 @@ where
     fn handle(&self, request: Request) -> Result<Response, Failure> {
         self(request).into_outcome()
     }
+}
+
+/// Runs `handler` on one request and makes the response: a panic fails only
+/// this request, and an answer whose flags do not fit fails it with a text
+/// that says so.
+pub(crate) fn answer(handler: &dyn Handler, packet: Packet, name: &str) -> Packet {
+    let (channel, tag) = (packet.channel, packet.tag);
+    let request = Request {
+        channel,
+        tag,
+        rq_type: packet.rq_type().unwrap_or_default(),
+        flags: packet.wire_flags,
+        payload: packet.payload,
+    };
+    let (ok, flags, payload) = match panic::catch_unwind(AssertUnwindSafe(|| handler.handle(request))) {
+        Ok(Ok(response)) => (true, response.flags, response.payload),
+        Ok(Err(failure)) => (false, failure.flags, failure.payload),
+        Err(payload) => {
+            let message = panic_message(&*payload);
+            log::warn!("{name}: handler panicked on channel {channel} tag {tag}: {message}");
+            (false, 0, format!("handler panicked: {message}").into_bytes())
+        }
+    };
+    Packet::response(channel, tag, ok, flags, payload).unwrap_or_else(|error| {
+        Packet::response_unchecked(
+            channel,
+            tag,
+            false,
+            0,
+            format!("handler's answer does not fit: {error}").into_bytes(),
+        )
+    })
 }

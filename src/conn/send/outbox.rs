@@ -9,42 +9,20 @@
 //! commit). So a burst of packets from several threads costs one write call,
 //! and no thread waits for another's system call just to stage.
 //!
-//! Staged bytes are flushed by the first of: a sender that is alone (few
-//! packets in flight, so latency is what matters), enough staged bytes to be
-//! worth a write call ([`CORK_PACKETS`], [`CORK_BYTES`]), a thread about to
-//! block for the peer (a caller waiting for an answer, a worker going idle,
-//! the reader going back to the stream), or the writer thread's grace timer
-//! (see [`Config::packet_grace`](crate::Config::packet_grace)).
+//! When staged bytes leave is the [send policy](super::policy)'s decision.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::codec;
-use crate::connection::Shared;
-use crate::error::Error;
-use crate::packet::Packet;
-use crate::stats::Counters;
+use super::policy::{Backlog, BATCH_LIMIT, DIRECT_PAYLOAD};
+use crate::conn::calls::Calls;
+use crate::conn::error::ConnectionError;
+use crate::conn::stats::{Counters, SinkCounters};
 use crate::transport::WriteHalf;
-
-/// A payload at least this large is written from its own buffer by the
-/// writer thread rather than copied into the staging buffer.
-pub(crate) const DIRECT_PAYLOAD: usize = 32 << 10;
-/// This many staged packets are flushed by the sender of the last one. A
-/// pipelining caller that waits only when its window is full would otherwise
-/// send its whole window in one write call, and the two sides would take
-/// turns instead of working at once.
-pub(crate) const CORK_PACKETS: usize = 16;
-/// This many staged bytes are flushed at once, as for [`CORK_PACKETS`].
-pub(crate) const CORK_BYTES: usize = 16 << 10;
-/// Past this many staged bytes a sender that may block flushes and waits for
-/// the stream: the staging buffer does not grow without bound when the peer
-/// does not read.
-pub(crate) const STAGE_LIMIT: usize = 256 << 10;
-/// The writer thread writes its batch out at this size even if more packets
-/// are queued.
-const BATCH_LIMIT: usize = 256 << 10;
+use crate::wire::{self, Packet};
 
 #[derive(Default)]
 struct Staged {
@@ -52,32 +30,16 @@ struct Staged {
     packets: usize,
 }
 
-/// What is staged after a packet was added: whether it is worth a flush.
-#[derive(Clone, Copy)]
-pub(crate) struct Backlog {
-    pub packets: usize,
-    pub bytes: usize,
-}
-
-impl Backlog {
-    pub fn worth_a_write(self) -> bool {
-        self.packets >= CORK_PACKETS || self.bytes >= CORK_BYTES
-    }
-
-    pub fn over_limit(self) -> bool {
-        self.bytes >= STAGE_LIMIT
-    }
-}
-
+/// The staging buffer and the stream, with what a failed write must tell.
 pub(crate) struct Outbox {
+    name: Arc<str>,
     staged: Mutex<Staged>,
     sink: Mutex<Sink>,
-    /// Whether the writer thread's grace timer will look at the staging
-    /// buffer; when it is not, the next sender that leaves bytes staged
-    /// starts it.
-    pub timer_armed: AtomicBool,
     /// Set once the stream is closed or failed: nothing more is staged.
     closed: AtomicBool,
+    /// A failed write fails every request waiting here.
+    calls: Arc<Calls>,
+    pub counters: SinkCounters,
 }
 
 /// The stream and the writer thread's batch. Whoever holds the lock writes.
@@ -90,28 +52,35 @@ pub(crate) struct Sink {
 }
 
 impl Outbox {
-    pub fn new(out: Box<dyn WriteHalf>) -> Self {
+    pub fn new(name: Arc<str>, out: Box<dyn WriteHalf>, calls: Arc<Calls>) -> Self {
         Outbox {
+            name,
             staged: Mutex::new(Staged::default()),
             sink: Mutex::new(Sink { out: Some(out), batch: Vec::new(), spare: Vec::new() }),
-            timer_armed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            calls,
+            counters: SinkCounters::default(),
         }
+    }
+
+    /// Why nothing more can be sent.
+    pub fn ended_reason(&self) -> ConnectionError {
+        self.calls.ended_reason()
     }
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(SeqCst)
     }
 
-    /// Encodes `packet` into the staging buffer and says how much is staged.
-    /// `Err(Closed)` once the stream is closed.
-    pub fn stage(&self, packet: &Packet, shared: &Shared) -> Result<Backlog, Error> {
+    /// Encodes `packet` into the staging buffer and says how much is staged;
+    /// once the stream is closed, why it is.
+    pub fn stage(&self, packet: &Packet) -> Result<Backlog, ConnectionError> {
         if self.is_closed() {
-            return Err(shared.ended_reason());
+            return Err(self.calls.ended_reason());
         }
-        log::trace!("{}: -> {packet:?}", shared.name);
+        log::trace!("{}: -> {packet:?}", self.name);
         let mut staged = self.staged.lock();
-        codec::encode(packet, &mut staged.bytes);
+        wire::encode(packet, &mut staged.bytes);
         staged.packets += 1;
         Ok(Backlog { packets: staged.packets, bytes: staged.bytes.len() })
     }
@@ -123,20 +92,20 @@ impl Outbox {
     /// Writes what is staged unless another thread is writing, which then
     /// writes it. Never waits for the stream's lock, but the write call it
     /// makes may block while the peer does not read.
-    pub fn flush(&self, shared: &Shared) -> Result<(), Error> {
+    pub fn flush(&self) -> Result<(), ConnectionError> {
         if !self.has_staged() {
             return Ok(());
         }
         match self.sink.try_lock() {
-            Some(sink) => self.release(sink, shared),
+            Some(sink) => self.release(sink),
             None => Ok(()),
         }
     }
 
     /// Waits for the stream and writes what is staged: the backpressure of
     /// a sender that found too much staged.
-    pub fn flush_waiting(&self, shared: &Shared) -> Result<(), Error> {
-        self.release(self.sink.lock(), shared)
+    pub fn flush_waiting(&self) -> Result<(), ConnectionError> {
+        self.release(self.sink.lock())
     }
 
     /// The stream's lock, for the writer thread.
@@ -146,11 +115,11 @@ impl Outbox {
 
     /// Writes what is staged, then lets go of the stream. Bytes staged by a
     /// thread that found the stream busy are written by this one.
-    pub fn release<'a>(&'a self, mut sink: MutexGuard<'a, Sink>, shared: &Shared) -> Result<(), Error> {
+    pub fn release<'a>(&'a self, mut sink: MutexGuard<'a, Sink>) -> Result<(), ConnectionError> {
         loop {
-            let written = self.write_staged(&mut sink, shared).and_then(|()| sink.flush_out());
+            let written = self.write_staged(&mut sink).and_then(|()| sink.flush_out());
             if let Err(error) = written {
-                return Err(self.fail(&mut sink, error, shared));
+                return Err(self.fail(&mut sink, error));
             }
             drop(sink);
             // Bytes staged between the last swap and the unlock: their
@@ -167,7 +136,7 @@ impl Outbox {
     }
 
     /// Writes what is staged, the stream's lock held.
-    pub fn write_staged(&self, sink: &mut Sink, shared: &Shared) -> io::Result<()> {
+    pub fn write_staged(&self, sink: &mut Sink) -> io::Result<()> {
         loop {
             let (bytes, packets) = {
                 let mut staged = self.staged.lock();
@@ -183,8 +152,8 @@ impl Outbox {
                 let spare = std::mem::take(&mut sink.spare);
                 (std::mem::replace(&mut staged.bytes, spare), std::mem::take(&mut staged.packets))
             };
-            Counters::bump(&shared.counters.sink.packets_out, packets as u64);
-            let result = sink.write_all(&bytes, shared);
+            Counters::bump(&self.counters.packets_out, packets as u64);
+            let result = sink.write_all(&bytes, &self.counters);
             sink.spare = bytes;
             sink.spare.clear();
             result?;
@@ -193,12 +162,23 @@ impl Outbox {
 
     /// A write failed: the stream is done for, and so is every request
     /// waiting on it.
-    pub fn fail(&self, sink: &mut Sink, error: io::Error, shared: &Shared) -> Error {
+    pub fn fail(&self, sink: &mut Sink, error: io::Error) -> ConnectionError {
         sink.out = None;
         self.closed.store(true, SeqCst);
-        let error = Error::from(error);
-        shared.connection_failed(error.clone());
+        let error = ConnectionError::from(error);
+        self.calls.fail_all(error.clone());
         error
+    }
+
+    /// Adds one packet to the writer thread's batch (see [`Sink::push`]).
+    pub fn push(&self, sink: &mut Sink, packet: &Packet) -> io::Result<()> {
+        log::trace!("{}: -> {packet:?}", self.name);
+        sink.push(packet, &self.counters)
+    }
+
+    /// Writes the writer thread's batch (see [`Sink::write_batch`]).
+    pub fn write_batch(&self, sink: &mut Sink) -> io::Result<()> {
+        sink.write_batch(&self.counters)
     }
 
     /// The stream is closing: nothing more is staged.
@@ -218,25 +198,24 @@ impl Sink {
 
     /// Adds one packet to the writer thread's batch, writing out what a
     /// large payload or a full batch requires.
-    pub fn push(&mut self, packet: &Packet, shared: &Shared) -> io::Result<()> {
-        log::trace!("{}: -> {packet:?}", shared.name);
-        Counters::bump(&shared.counters.sink.packets_out, 1);
+    fn push(&mut self, packet: &Packet, counters: &SinkCounters) -> io::Result<()> {
+        Counters::bump(&counters.packets_out, 1);
         if packet.payload.len() >= DIRECT_PAYLOAD {
-            codec::encode_header(packet, &mut self.batch);
-            self.write_batch(shared)?;
-            self.write_all(&packet.payload, shared)?;
+            wire::encode_header(packet, &mut self.batch);
+            self.write_batch(counters)?;
+            self.write_all(&packet.payload, counters)?;
         } else {
-            codec::encode(packet, &mut self.batch);
+            wire::encode(packet, &mut self.batch);
             if self.batch.len() >= BATCH_LIMIT {
-                self.write_batch(shared)?;
+                self.write_batch(counters)?;
             }
         }
         Ok(())
     }
 
-    pub fn write_batch(&mut self, shared: &Shared) -> io::Result<()> {
+    fn write_batch(&mut self, counters: &SinkCounters) -> io::Result<()> {
         let batch = std::mem::take(&mut self.batch);
-        let result = self.write_all(&batch, shared);
+        let result = self.write_all(&batch, counters);
         self.batch = batch;
         self.batch.clear();
         result
@@ -250,12 +229,11 @@ impl Sink {
     }
 
     /// `write_all`, counting the write calls for [`Stats`](crate::Stats).
-    fn write_all(&mut self, mut bytes: &[u8], shared: &Shared) -> io::Result<()> {
+    fn write_all(&mut self, mut bytes: &[u8], counters: &SinkCounters) -> io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
         let out = self.out.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
-        let counters = &shared.counters.sink;
         while !bytes.is_empty() {
             match out.write(bytes) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

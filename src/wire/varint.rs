@@ -4,7 +4,7 @@
 //! first, and every byte but the last has its high bit set. This is *not*
 //! LEB128, whose groups run least significant first.
 
-use crate::error::ProtocolError;
+use super::error::ProtocolError;
 
 /// The longest encoding accepted. Ten 7-bit groups hold 70 bits, enough for
 /// any `u64`; a longer run of continuation bytes can only be padding or an

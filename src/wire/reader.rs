@@ -1,20 +1,12 @@
-//! Framing: packets to bytes and back, as plain functions over buffers and
-//! [`Read`]ers, with no threads and no connection state.
-//!
-//! `frame = BSUInt(len(body)) body`, and `body` is the header fields followed
-//! by the payload (see `docs/` and the crate documentation for the layout).
+//! The streaming reader: packets from any [`Read`], with as few read calls
+//! and as little memory as the frames allow.
 
 use std::io::{self, Read};
 
-use crate::error::{Error, ProtocolError};
-use crate::packet::Packet;
-use crate::varint::{decode_varint, encode_varint, varint_len, MAX_VARINT_LEN};
-
-/// The default largest frame body accepted from a peer: 16 MiB.
-pub const DEFAULT_MAX_PACKET_SIZE: usize = 16 << 20;
-
-/// A header is at most four integers: tag, bits, channel, wire type.
-const MAX_HEADER_LEN: usize = 4 * MAX_VARINT_LEN;
+use super::error::{ProtocolError, ReadError};
+use super::frame::{check_len, parse_header, MAX_HEADER_LEN};
+use super::packet::Packet;
+use super::varint::decode_varint;
 
 /// How far ahead of the bytes that have arrived a payload buffer may be
 /// allocated. A peer that claims a huge length and then stalls costs at most
@@ -23,104 +15,6 @@ const MAX_PREALLOC: usize = 1 << 20;
 
 /// The read buffer of a [`PacketReader`].
 const READ_BUFFER: usize = 64 << 10;
-
-fn bits(packet: &Packet) -> u64 {
-    (packet.wire_flags << 2) | (u64::from(packet.wire_type.is_some()) << 1) | u64::from(packet.channel != 0)
-}
-
-fn header_len(packet: &Packet) -> usize {
-    let channel = if packet.channel != 0 { varint_len(packet.channel) } else { 0 };
-    let wire_type = packet.wire_type.map_or(0, varint_len);
-    varint_len(packet.tag) + varint_len(bits(packet)) + channel + wire_type
-}
-
-/// The number of bytes [`encode`] writes for `packet`.
-pub fn encoded_len(packet: &Packet) -> usize {
-    let body = header_len(packet) + packet.payload.len();
-    varint_len(body as u64) + body
-}
-
-/// Appends the frame's length prefix and the packet header, but not the
-/// payload, to `out`. A writer that sends the payload from its own buffer
-/// (to avoid copying a large one) writes these bytes first.
-pub fn encode_header(packet: &Packet, out: &mut Vec<u8>) {
-    let body = header_len(packet) + packet.payload.len();
-    encode_varint(body as u64, out);
-    encode_varint(packet.tag, out);
-    encode_varint(bits(packet), out);
-    if packet.channel != 0 {
-        encode_varint(packet.channel, out);
-    }
-    if let Some(wire_type) = packet.wire_type {
-        encode_varint(wire_type, out);
-    }
-}
-
-/// Appends the whole frame of `packet` to `out`.
-pub fn encode(packet: &Packet, out: &mut Vec<u8>) {
-    out.reserve(encoded_len(packet));
-    encode_header(packet, out);
-    out.extend_from_slice(&packet.payload);
-}
-
-/// The header fields of a body, before its payload.
-struct Header {
-    channel: u64,
-    tag: u64,
-    wire_flags: u64,
-    wire_type: Option<u64>,
-}
-
-/// Parses the header at the front of `body` and returns it with its length.
-/// `body` may be the whole body or a prefix of at least [`MAX_HEADER_LEN`]
-/// bytes of it.
-fn parse_header(body: &[u8]) -> Result<(Header, usize), ProtocolError> {
-    let mut at = 0;
-    let mut next = || -> Result<u64, ProtocolError> {
-        let (value, used) = decode_varint(&body[at..])?.ok_or(ProtocolError::TruncatedHeader)?;
-        at += used;
-        Ok(value)
-    };
-    let tag = next()?;
-    let bits = next()?;
-    let channel = if bits & 1 == 1 { next()? } else { 0 };
-    let wire_type = if bits & 2 == 2 { Some(next()?) } else { None };
-    Ok((Header { channel, tag, wire_flags: bits >> 2, wire_type }, at))
-}
-
-impl Header {
-    fn with_payload(self, payload: Vec<u8>) -> Packet {
-        Packet { channel: self.channel, tag: self.tag, wire_flags: self.wire_flags, wire_type: self.wire_type, payload }
-    }
-}
-
-fn check_len(len: u64, max: usize) -> Result<usize, ProtocolError> {
-    match usize::try_from(len) {
-        Ok(len) if len <= max => Ok(len),
-        _ => Err(ProtocolError::PacketTooLarge { len, max }),
-    }
-}
-
-/// Decodes one frame from the front of `buf`.
-///
-/// Returns `Ok(None)` when `buf` holds only part of a frame (more bytes are
-/// needed), or the packet and the number of bytes its frame used.
-///
-/// # Errors
-/// A [`ProtocolError`] for a frame that can never become valid, however many
-/// bytes follow: a bad integer, a length over `max_packet_size`, a body that
-/// ends inside its header.
-pub fn decode(buf: &[u8], max_packet_size: usize) -> Result<Option<(Packet, usize)>, ProtocolError> {
-    let Some((len, prefix)) = decode_varint(buf)? else {
-        return Ok(None);
-    };
-    let len = check_len(len, max_packet_size)?;
-    let Some(body) = prefix.checked_add(len).and_then(|end| buf.get(prefix..end)) else {
-        return Ok(None);
-    };
-    let (header, at) = parse_header(body)?;
-    Ok(Some((header.with_payload(body[at..].to_vec()), prefix + len)))
-}
 
 /// Reads packets from a byte stream.
 ///
@@ -187,7 +81,7 @@ impl<R: Read> PacketReader<R> {
     }
 
     /// Fills until at least `want` bytes are buffered.
-    fn fill_to(&mut self, want: usize) -> Result<(), Error> {
+    fn fill_to(&mut self, want: usize) -> Result<(), ReadError> {
         while self.end - self.start < want {
             if self.fill()? == 0 {
                 return Err(ProtocolError::UnexpectedEof.into());
@@ -201,9 +95,9 @@ impl<R: Read> PacketReader<R> {
     /// Returns `Ok(None)` when the stream ends cleanly between frames.
     ///
     /// # Errors
-    /// [`Error::Io`] when reading fails, [`Error::Protocol`] for a malformed
-    /// frame or a stream that ends inside one.
-    pub fn read_packet(&mut self) -> Result<Option<Packet>, Error> {
+    /// [`ReadError::Io`] when reading fails, [`ReadError::Protocol`] for a
+    /// malformed frame or a stream that ends inside one.
+    pub fn read_packet(&mut self) -> Result<Option<Packet>, ReadError> {
         let (len, prefix) = loop {
             if let Some(found) = decode_varint(&self.buf[self.start..self.end])? {
                 break found;
@@ -225,7 +119,7 @@ impl<R: Read> PacketReader<R> {
         Ok(Some(header.with_payload(payload)))
     }
 
-    fn read_payload(&mut self, len: usize) -> Result<Vec<u8>, Error> {
+    fn read_payload(&mut self, len: usize) -> Result<Vec<u8>, ReadError> {
         let buffered = self.end - self.start;
         if buffered >= len {
             let payload = self.buf[self.start..self.start + len].to_vec();

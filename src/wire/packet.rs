@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::Error;
+use super::error::ValueTooLarge;
 
 /// The largest flags a request can carry: the wire packs them with two more
 /// bits into one `u64`.
@@ -42,34 +42,39 @@ impl Packet {
     /// A request of type `rq_type` with `flags` and `payload`.
     ///
     /// # Errors
-    /// [`Error::FlagsTooLarge`] or [`Error::RqTypeTooLarge`] when a value does
-    /// not fit on the wire.
+    /// [`ValueTooLarge`] when the type or the flags do not fit on the wire.
     pub fn request(
         channel: u64,
         tag: u64,
         rq_type: u64,
         flags: u64,
         payload: impl Into<Vec<u8>>,
-    ) -> Result<Packet, Error> {
+    ) -> Result<Packet, ValueTooLarge> {
         check_request(rq_type, flags)?;
-        Ok(Packet { channel, tag, wire_flags: flags, wire_type: Some(rq_type + 1), payload: payload.into() })
+        Ok(Packet::request_unchecked(channel, tag, rq_type, flags, payload.into()))
     }
 
     /// A response: `ok` with the handler's flags and payload, or a failure.
     ///
     /// # Errors
-    /// [`Error::FlagsTooLarge`] when `flags` exceed [`MAX_RESPONSE_FLAGS`].
+    /// [`ValueTooLarge::Flags`] when `flags` exceed [`MAX_RESPONSE_FLAGS`].
     pub fn response(
         channel: u64,
         tag: u64,
         ok: bool,
         flags: u64,
         payload: impl Into<Vec<u8>>,
-    ) -> Result<Packet, Error> {
+    ) -> Result<Packet, ValueTooLarge> {
         check_response_flags(flags)?;
         Ok(Packet::response_unchecked(channel, tag, ok, flags, payload.into()))
     }
 
+    /// A request whose type and flags were checked already.
+    pub(crate) fn request_unchecked(channel: u64, tag: u64, rq_type: u64, flags: u64, payload: Vec<u8>) -> Packet {
+        Packet { channel, tag, wire_flags: flags, wire_type: Some(rq_type + 1), payload }
+    }
+
+    /// A response whose flags were checked already.
     pub(crate) fn response_unchecked(channel: u64, tag: u64, ok: bool, flags: u64, payload: Vec<u8>) -> Packet {
         Packet { channel, tag, wire_flags: (flags << 1) | u64::from(ok), wire_type: None, payload }
     }
@@ -82,6 +87,11 @@ impl Packet {
     /// The ERQ (end of requests) control packet: `03 01 02 00` on the wire.
     pub fn erq() -> Packet {
         Packet { channel: 0, tag: 1, wire_flags: 0, wire_type: Some(0), payload: Vec::new() }
+    }
+
+    /// Whether this is the EOF control packet.
+    pub fn is_eof(&self) -> bool {
+        self.wire_type == Some(0) && self.tag == 0 && self.channel == 0
     }
 
     /// The channel.
@@ -159,19 +169,21 @@ impl Packet {
     }
 }
 
-pub(crate) fn check_request(rq_type: u64, flags: u64) -> Result<(), Error> {
+/// Whether a request of type `rq_type` with `flags` can be encoded.
+pub(crate) fn check_request(rq_type: u64, flags: u64) -> Result<(), ValueTooLarge> {
     if flags > MAX_REQUEST_FLAGS {
-        return Err(Error::FlagsTooLarge { flags, max: MAX_REQUEST_FLAGS });
+        return Err(ValueTooLarge::Flags { flags, max: MAX_REQUEST_FLAGS });
     }
     if rq_type > MAX_RQ_TYPE {
-        return Err(Error::RqTypeTooLarge(rq_type));
+        return Err(ValueTooLarge::RqType(rq_type));
     }
     Ok(())
 }
 
-pub(crate) fn check_response_flags(flags: u64) -> Result<(), Error> {
+/// Whether a response with `flags` can be encoded.
+pub(crate) fn check_response_flags(flags: u64) -> Result<(), ValueTooLarge> {
     if flags > MAX_RESPONSE_FLAGS {
-        return Err(Error::FlagsTooLarge { flags, max: MAX_RESPONSE_FLAGS });
+        return Err(ValueTooLarge::Flags { flags, max: MAX_RESPONSE_FLAGS });
     }
     Ok(())
 }

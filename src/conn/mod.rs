@@ -1,0 +1,445 @@
+//! One connection: [`PacketConnection`], the handle, and its start.
+//!
+//! The parts below share nothing but what they need, each behind its own
+//! `Arc`:
+//! - [`calls`]: this side's requests in flight (the mutex-guarded tag map)
+//!   and what waits on them; [`pending`]: the handle a caller blocks on;
+//! - [`send`]: the send path — the staging buffer written by senders in
+//!   groups, the crossbeam queue feeding the writer thread, and the
+//!   packet-grace timer;
+//! - [`serve`]: the blocking reader thread, routing by channel, the handler
+//!   pool and the reader hand-off;
+//! - [`control`]: the extension mechanism's end of the connection;
+//! - [`close`]: shutdown as named steps, with a report.
+
+pub(crate) mod answer;
+pub(crate) mod calls;
+pub(crate) mod close;
+pub(crate) mod control;
+pub(crate) mod error;
+pub(crate) mod pending;
+pub(crate) mod send;
+pub(crate) mod serve;
+pub(crate) mod stats;
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use parking_lot::Mutex;
+
+use self::answer::Response;
+use self::calls::{Calls, Entry, Slot};
+use self::close::{CloseError, CloseOptions, Finished, Parts, Threads};
+use self::control::Control;
+use self::error::{
+    CallError, CallTimeoutError, ConnectionError, InvalidRequest, JoinTimeoutError, SubmitError, SubmitTimeoutError,
+};
+use self::pending::{Pending, WaitTimeoutError};
+use self::send::writer;
+use self::send::{policy, NotSent, SendPath};
+use self::serve::context::Serving;
+use self::serve::handler::Handler;
+use self::serve::pool::Pool;
+use self::serve::reading::ReadState;
+use self::serve::route::Routes;
+use self::stats::{Counters, Stats};
+use crate::config::Config;
+use crate::ext::negotiation::State as Extensions;
+use crate::ext::{self, Features};
+use crate::threads;
+use crate::transport::{self, Hooks, Transport};
+use crate::wire::{check_request, Packet, PacketReader};
+
+/// A bidirectional request/response connection over a byte stream.
+///
+/// Any number of threads may submit requests through `&self` at once; the
+/// peer's requests are answered by the handler given at start, on a pool of
+/// worker threads. See the [crate documentation](crate) for a tour.
+pub struct PacketConnection {
+    name: Arc<str>,
+    calls: Arc<Calls>,
+    send: Arc<SendPath>,
+    serving: Arc<Serving>,
+    control: Arc<Control>,
+    /// Wakes whoever waits for reading to end.
+    reading_done: Receiver<()>,
+    close_timeout: Duration,
+    /// Taken by close.
+    open: Option<Open>,
+}
+
+/// What close takes over.
+struct Open {
+    threads: Threads,
+    /// Only close touches it; the mutex makes the connection `Sync`
+    /// although a shutdown hook need not be.
+    hooks: Mutex<Hooks>,
+}
+
+impl PacketConnection {
+    /// Starts a connection that makes requests but serves none: the peer's
+    /// requests are refused with `no request handler`.
+    ///
+    /// # Errors
+    /// When an on-demand transport fails to open, a thread cannot start, or
+    /// the configuration asks to serve a reserved channel.
+    pub fn new(transport: Transport, config: impl Into<Config>) -> io::Result<Self> {
+        Self::start(transport, config.into(), None)
+    }
+
+    /// Starts a connection whose peer's requests are answered by `handler`.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_handler(transport: Transport, config: impl Into<Config>, handler: impl Handler) -> io::Result<Self> {
+        Self::start(transport, config.into(), Some(Arc::new(handler)))
+    }
+
+    fn start(transport: Transport, config: Config, handler: Option<Arc<dyn Handler>>) -> io::Result<Self> {
+        if let Some(&channel) = config.served_channels().iter().find(|&&channel| ext::is_reserved(channel)) {
+            let error = format!("channel {channel} is reserved for the protocol extensions and cannot be served");
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, error));
+        }
+        let transport::Opened { reader, writer, hooks } = transport.open()?;
+        let name: Arc<str> = config.name().into();
+        let calls = Arc::new(Calls::new(Arc::clone(&name), config.wait_spin()));
+        let (send, queue) = SendPath::new(Arc::clone(&name), writer, Arc::clone(&calls), &config);
+        let send = Arc::new(send);
+        let features = if config.extensions() { Features::all() } else { Features::NONE };
+        let control = Arc::new(Control::new(Arc::clone(&name), features));
+        let routes = Routes::new(config.served_channels().to_vec(), config.serves_all_channels(), control.is_on());
+        let (done, reading_done) = crossbeam_channel::bounded(0);
+        let serving = Arc::new_cyclic(|serving| {
+            let spawner = serve::spawner(serving.clone());
+            let pool = Pool::new(Arc::clone(&name), config.workers(), config.max_incoming(), config.handler_pause(), spawner);
+            Serving::new(
+                Arc::clone(&name),
+                handler,
+                routes,
+                pool,
+                Arc::clone(&calls),
+                Arc::clone(&send),
+                Arc::clone(&control),
+                done,
+            )
+        });
+
+        let writer = {
+            let (send, name) = (Arc::clone(&send), Arc::clone(&name));
+            threads::spawn(format!("{name}-writer"), move || writer::run(queue, &send.outbox, &send.timer, &name))?
+        };
+        let packets = PacketReader::new(reader, config.max_packet_size());
+        let reader = {
+            let serving = Arc::clone(&serving);
+            let thread_name = serving.pool.thread_name(serving.pool.reader_number());
+            threads::spawn(thread_name, move || serve::read_then_work(ReadState::new(packets), serving))
+        };
+        let reader = match reader {
+            Ok(reader) => reader,
+            Err(error) => {
+                // The writer ends once it has sent EOF.
+                let _ = send.send_control(Packet::eof(), None);
+                let _ = writer.join();
+                return Err(error);
+            }
+        };
+        if let Some(probe) = control.probe(&calls) {
+            // Its answer, or the connection's end, settles the negotiation;
+            // a failed send fails the connection, which settles it too.
+            let _ = send.send(probe, true, None);
+        }
+        log::debug!("{name}: started");
+        Ok(PacketConnection {
+            name,
+            calls,
+            send,
+            serving,
+            control,
+            reading_done,
+            close_timeout: config.close_timeout(),
+            open: Some(Open { threads: Threads { reader, writer }, hooks: Mutex::new(hooks) }),
+        })
+    }
+
+    /// The connection's name (see [`ConfigBuilder::name`](crate::ConfigBuilder::name)).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The connection's counters.
+    pub fn stats(&self) -> Stats {
+        Stats::collect(&self.serving.counters, &self.send.outbox.counters, &self.send.counters)
+    }
+
+    /// How many of this side's requests await an answer.
+    pub fn outstanding(&self) -> usize {
+        self.calls.outstanding()
+    }
+
+    /// Sends a request of type `rq_type` on channel 0 and returns its handle.
+    /// Blocks while the send queue is full.
+    ///
+    /// # Errors
+    /// [`SubmitError::Invalid`] for values that do not fit on the wire;
+    /// [`SubmitError::Connection`] once the connection has ended or after
+    /// [`end_requests`](Self::end_requests).
+    pub fn submit(&self, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>) -> Result<Pending, SubmitError> {
+        self.submit_inner(0, rq_type, flags, payload.into(), None).map_err(|error| match error {
+            NotSubmitted::Submit(error) => error,
+            NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
+        })
+    }
+
+    /// [`submit`](Self::submit) on a chosen channel.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit), and [`InvalidRequest::ReservedChannel`]
+    /// for a channel the protocol extensions keep.
+    pub fn submit_on(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<Pending, SubmitError> {
+        self.submit_inner(channel, rq_type, flags, payload.into(), None).map_err(|error| match error {
+            NotSubmitted::Submit(error) => error,
+            NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
+        })
+    }
+
+    /// [`submit_on`](Self::submit_on), waiting at most `timeout` for room in
+    /// the send queue. The request never goes out on the caller's thread, so
+    /// the timeout holds against a peer that stopped reading.
+    ///
+    /// # Errors
+    /// As [`submit_on`](Self::submit_on), plus [`SubmitTimeoutError::Timeout`]
+    /// (with the payload back) when there was no room in time; then nothing
+    /// was sent.
+    pub fn submit_timeout(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Pending, SubmitTimeoutError> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.submit_inner(channel, rq_type, flags, payload.into(), deadline).map_err(|error| match error {
+            NotSubmitted::Submit(error) => error.into(),
+            NotSubmitted::Timeout(payload) => SubmitTimeoutError::Timeout(payload),
+        })
+    }
+
+    fn submit_inner(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<Pending, NotSubmitted> {
+        let invalid = |error: InvalidRequest| NotSubmitted::Submit(SubmitError::Invalid(error));
+        if ext::is_reserved(channel) {
+            return Err(invalid(InvalidRequest::ReservedChannel(channel)));
+        }
+        check_request(rq_type, flags).map_err(|error| invalid(error.into()))?;
+        let slot = Arc::new(Slot::new());
+        let (tag, in_flight) = self
+            .calls
+            .register(channel, Entry::Answer(Arc::clone(&slot)))
+            .map_err(|error| NotSubmitted::Submit(SubmitError::Connection(error)))?;
+        let packet = Packet::request_unchecked(channel, tag, rq_type, flags, payload);
+        if let Err(not_sent) = self.send.send(packet, policy::is_light(in_flight), deadline) {
+            self.calls.forget((channel, tag));
+            return Err(match not_sent {
+                NotSent::Timeout(packet) => NotSubmitted::Timeout(packet.into_payload()),
+                NotSent::Ended(error) => NotSubmitted::Submit(SubmitError::Connection(error)),
+            });
+        }
+        Counters::add(&self.send.counters.requests_out, 1);
+        Ok(Pending::new(slot, (channel, tag), Arc::clone(&self.calls), Arc::clone(&self.send)))
+    }
+
+    /// Sends a request and waits for its answer.
+    ///
+    /// # Errors
+    /// [`CallError::Failed`] when the peer answers ok = 0; otherwise as
+    /// [`submit`](Self::submit) and [`Pending::wait`].
+    pub fn call(&self, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>) -> Result<Response, CallError> {
+        Ok(self.submit(rq_type, flags, payload)?.wait()?)
+    }
+
+    /// [`call`](Self::call) on a chosen channel.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    pub fn call_on(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<Response, CallError> {
+        Ok(self.submit_on(channel, rq_type, flags, payload)?.wait()?)
+    }
+
+    /// [`call`](Self::call) with one `timeout` for queueing and answer
+    /// together. On [`CallTimeoutError::Timeout`] the request is given up.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call), plus [`CallTimeoutError::Timeout`].
+    pub fn call_timeout(
+        &self,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Response, CallTimeoutError> {
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return Ok(self.call(rq_type, flags, payload)?);
+        };
+        let pending = match self.submit_inner(0, rq_type, flags, payload.into(), Some(deadline)) {
+            Ok(pending) => pending,
+            Err(NotSubmitted::Timeout(_)) => return Err(CallTimeoutError::Timeout),
+            Err(NotSubmitted::Submit(error)) => return Err(CallError::from(error).into()),
+        };
+        pending.wait_deadline(deadline).map_err(|error| match error {
+            WaitTimeoutError::Timeout(_) => CallTimeoutError::Timeout,
+            WaitTimeoutError::Failed(failure) => CallTimeoutError::Failed(failure),
+            WaitTimeoutError::Connection(error) => CallTimeoutError::Connection(error),
+        })
+    }
+
+    /// Sends ERQ: this side will make no more requests (its requests in
+    /// flight are still answered). Further submits fail with
+    /// [`ConnectionError::Closed`].
+    ///
+    /// # Errors
+    /// Why the connection has already ended, if it has.
+    pub fn end_requests(&self) -> Result<(), ConnectionError> {
+        self.calls.refuse_new(ConnectionError::Closed);
+        self.send.send_control(Packet::erq(), None).map_err(|_| self.send.ended_reason())
+    }
+
+    /// Blocks until the peer ends its stream (EOF packet or end of input), as
+    /// a server does before closing. `Ok` for a clean end.
+    ///
+    /// # Errors
+    /// The I/O or protocol error that ended reading.
+    pub fn join_recv(&self) -> Result<(), ConnectionError> {
+        let _ = self.reading_done.recv();
+        self.reading_outcome()
+    }
+
+    /// [`join_recv`](Self::join_recv) for at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`join_recv`](Self::join_recv), plus [`JoinTimeoutError::Timeout`].
+    pub fn join_recv_timeout(&self, timeout: Duration) -> Result<(), JoinTimeoutError> {
+        match self.reading_done.recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => Err(JoinTimeoutError::Timeout),
+            _ => Ok(self.reading_outcome()?),
+        }
+    }
+
+    fn reading_outcome(&self) -> Result<(), ConnectionError> {
+        self.serving.reading_outcome().unwrap_or(Err(ConnectionError::Closed))
+    }
+
+    /// Where the negotiation of protocol extensions stands (see
+    /// [`ConfigBuilder::extensions`](crate::ConfigBuilder::extensions)).
+    pub fn extensions(&self) -> Extensions {
+        self.control.state()
+    }
+
+    /// Waits at most `timeout` for the negotiation of extensions to settle
+    /// (the peer's answer to the probe); where it stands then.
+    pub fn wait_extensions(&self, timeout: Duration) -> Extensions {
+        self.control.wait_settled(Instant::now().checked_add(timeout))
+    }
+
+    /// The reason the peer gave when it closed, if it has closed with one.
+    pub fn peer_quit_reason(&self) -> Option<String> {
+        self.control.peer_quit_reason().map(|reason| reason.to_string())
+    }
+
+    /// Shuts the connection down in order: ERQ; running handlers finish and
+    /// their answers are sent; EOF; then wait for the peer's EOF. The whole
+    /// takes at most [`Config::close_timeout`], plus 200 ms kept for sending
+    /// EOF when handlers used up the timeout, plus a second if the transport
+    /// had to be interrupted or a child had to be waited for and killed: a
+    /// peer that never sends EOF cannot hold it up. Requests still waiting
+    /// then fail with [`ConnectionError::Closed`]. The steps and their
+    /// outcomes are in the report ([`Finished::report`], [`CloseError::report`]).
+    ///
+    /// # Errors
+    /// The first thing that went wrong (see [`CloseError::problem`]): an
+    /// I/O or protocol error that ended the connection earlier, a deadline
+    /// that passed with something still running, a thread's panic, a child
+    /// that could not be reaped.
+    pub fn close(self) -> Result<Finished, CloseError> {
+        self.close_with(CloseOptions::new())
+    }
+
+    /// [`close`](Self::close) with options: a reason for the peer, another
+    /// timeout or a deadline.
+    ///
+    /// # Errors
+    /// As [`close`](Self::close).
+    pub fn close_with(mut self, options: CloseOptions) -> Result<Finished, CloseError> {
+        let open = self.open.take().expect("only close and drop take the open parts, and both consume the connection");
+        self.shut(open, options)
+    }
+
+    fn shut(&self, open: Open, options: CloseOptions) -> Result<Finished, CloseError> {
+        let parts = Parts {
+            name: &self.name,
+            calls: &self.calls,
+            send: &self.send,
+            serving: &self.serving,
+            control: &self.control,
+            reading_done: &self.reading_done,
+            threads: open.threads,
+            hooks: open.hooks.into_inner(),
+            timeout: self.close_timeout,
+        };
+        close::close(parts, options)
+    }
+}
+
+/// Why [`PacketConnection::submit_inner`] sent nothing.
+enum NotSubmitted {
+    Submit(SubmitError),
+    Timeout(Vec<u8>),
+}
+
+// Callers share one connection across threads.
+const _: () = {
+    const fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<PacketConnection>();
+    is_send_sync::<Pending>();
+};
+
+impl Drop for PacketConnection {
+    fn drop(&mut self) {
+        if let Some(open) = self.open.take() {
+            if let Err(error) = self.shut(open, CloseOptions::new()) {
+                log::warn!("{}: close on drop: {error}", self.name);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for PacketConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketConnection")
+            .field("name", &self.name)
+            .field("open", &self.open.is_some())
+            .field("outstanding", &self.outstanding())
+            .field("extensions", &self.extensions())
+            .finish()
+    }
+}

@@ -1,0 +1,176 @@
+//! The send path: every packet this side sends goes through [`SendPath`].
+//!
+//! Two ways out, chosen by the [send policy](policy):
+//! - small packets are encoded into the staging buffer by the thread that
+//!   sends them and written in groups by whoever flushes (the
+//!   [outbox](outbox), a group commit);
+//! - the rest go through a bounded crossbeam queue to the writer thread
+//!   (the [writer](writer)), which also runs the packet-grace timer that
+//!   flushes what nobody else flushed.
+
+pub(crate) mod outbox;
+pub(crate) mod policy;
+pub(crate) mod writer;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
+
+use self::outbox::Outbox;
+use self::policy::{AfterStaging, Path};
+use self::writer::{GraceTimer, Outgoing};
+use super::calls::Calls;
+use super::error::ConnectionError;
+use super::stats::{Counters, SenderCounters};
+use crate::config::Config;
+use crate::transport::WriteHalf;
+use crate::wire::Packet;
+
+/// Why a packet was not sent.
+#[derive(Debug)]
+pub(crate) enum NotSent {
+    /// The queue had no room by the deadline; the packet is given back.
+    Timeout(Packet),
+    /// The stream is closed or failed.
+    Ended(ConnectionError),
+}
+
+/// The staging buffer and stream, the queue to the writer thread, and the
+/// grace timer.
+pub(crate) struct SendPath {
+    queue: Sender<Outgoing>,
+    pub outbox: Outbox,
+    pub timer: GraceTimer,
+    pub counters: SenderCounters,
+}
+
+impl SendPath {
+    /// The send path over `stream`, and the receiving end of its queue for
+    /// the writer thread.
+    pub fn new(
+        name: Arc<str>,
+        stream: Box<dyn WriteHalf>,
+        calls: Arc<Calls>,
+        config: &Config,
+    ) -> (SendPath, crossbeam_channel::Receiver<Outgoing>) {
+        let (queue, receiver) = crossbeam_channel::bounded(config.send_queue());
+        let path = SendPath {
+            queue,
+            outbox: Outbox::new(name, stream, calls),
+            timer: GraceTimer::new(config.packet_grace()),
+            counters: SenderCounters::default(),
+        };
+        (path, receiver)
+    }
+
+    /// Sends a packet. `light`: few requests are in flight, so it leaves at
+    /// once. With a `deadline` it waits for room in the queue until then.
+    pub fn send(&self, packet: Packet, light: bool, deadline: Option<Instant>) -> Result<(), NotSent> {
+        if policy::path(packet.payload.len(), deadline.is_some(), self.queue.is_empty()) == Path::Stage {
+            let backlog = self.outbox.stage(&packet).map_err(NotSent::Ended)?;
+            let flushed = match policy::after_staging(backlog, light, self.timer.is_zero()) {
+                AfterStaging::FlushWaiting => self.outbox.flush_waiting(),
+                AfterStaging::Flush => self.outbox.flush(),
+                AfterStaging::Hold => {
+                    self.timer.arm(&self.queue);
+                    Ok(())
+                }
+            };
+            return flushed.map_err(NotSent::Ended);
+        }
+        let packet = Outgoing::Packet(packet);
+        match deadline {
+            None => self.queue.send(packet).map_err(|_| NotSent::Ended(self.outbox.ended_reason())),
+            Some(deadline) => self.queue.send_deadline(packet, deadline).map_err(|error| match error {
+                SendTimeoutError::Timeout(Outgoing::Packet(packet)) => NotSent::Timeout(packet),
+                _ => NotSent::Ended(self.outbox.ended_reason()),
+            }),
+        }
+    }
+
+    /// Sends a handler's answer, waiting for room: a worker may wait for
+    /// the peer, the reader may not. A failure means the connection has
+    /// failed, which every caller learns from the tag map.
+    pub fn send_response(&self, packet: Packet, light: bool) {
+        if self.send(packet, light, None).is_ok() {
+            Counters::add(&self.counters.responses_out, 1);
+        }
+    }
+
+    /// Sends the answer to a request the reading thread ran itself, from
+    /// inside its section: staged, to be written with the others before the
+    /// reader blocks on the stream again (as an echo server flushes when its
+    /// input runs dry), or through the queue if it is large. Returns whether
+    /// so much is staged that requests should go to the workers.
+    pub fn send_inline_reply(&self, packet: Packet) -> bool {
+        let packet = if policy::path(packet.payload.len(), false, true) == Path::Queue {
+            match self.queue.try_send(Outgoing::Packet(packet)) {
+                Ok(()) => {
+                    Counters::add(&self.counters.responses_out, 1);
+                    return false;
+                }
+                Err(TrySendError::Full(Outgoing::Packet(packet))) => packet,
+                Err(_) => return false,
+            }
+        } else {
+            packet
+        };
+        let Ok(backlog) = self.outbox.stage(&packet) else {
+            return false;
+        };
+        Counters::add(&self.counters.responses_out, 1);
+        let reply = policy::after_inline_reply(backlog);
+        if reply.flush {
+            let _ = self.outbox.flush();
+        }
+        reply.congested
+    }
+
+    /// Queues a packet without ever blocking, for the reading thread: the
+    /// packet comes back if the queue is full (a worker then sends it).
+    pub fn try_send(&self, packet: Packet) -> Result<(), Packet> {
+        match self.queue.try_send(Outgoing::Packet(packet)) {
+            Ok(()) => {
+                Counters::add(&self.counters.responses_out, 1);
+                Ok(())
+            }
+            Err(TrySendError::Full(Outgoing::Packet(packet))) => Err(packet),
+            // Closed: the connection has ended and the peer will not read it.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Queues a control packet (ERQ, EOF) behind everything sent before it,
+    /// waiting until `deadline` (`None`: for as long as it takes) for room.
+    pub fn send_control(&self, packet: Packet, deadline: Option<Instant>) -> Result<(), NotSent> {
+        let packet = Outgoing::Packet(packet);
+        let ended = || NotSent::Ended(self.outbox.ended_reason());
+        match deadline {
+            None => self.queue.send(packet).map_err(|_| ended()),
+            Some(deadline) => self.queue.send_deadline(packet, deadline).map_err(|error| match error {
+                SendTimeoutError::Timeout(Outgoing::Packet(packet)) => NotSent::Timeout(packet),
+                _ => ended(),
+            }),
+        }
+    }
+
+    /// Writes what is staged unless another thread is writing it: for a
+    /// thread about to block, whose bytes must not wait for a timer.
+    pub fn flush(&self) {
+        // A failed write has failed the connection; whoever waits learns it.
+        let _ = self.outbox.flush();
+    }
+
+    /// Has the writer thread flush what is staged, for the reader, which
+    /// must not write when no one could read in its place. A full queue
+    /// means the writer is at work and will.
+    pub fn request_flush(&self) {
+        let _ = self.queue.try_send(Outgoing::Flush);
+    }
+
+    /// Why nothing more can be sent.
+    pub fn ended_reason(&self) -> ConnectionError {
+        self.outbox.ended_reason()
+    }
+}

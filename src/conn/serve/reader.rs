@@ -1,0 +1,223 @@
+//! The blocking reader: packets from the stream, answers to their waiting
+//! callers, requests routed by channel to the handler pool or, while the
+//! pool is idle, to the handler on the reading thread itself.
+//!
+//! Reading never waits for anything but the stream unless another thread
+//! could read in its place. Two peers that flood each other fill both
+//! streams; if either reader waited for its handlers or for its own writes,
+//! which wait for the peer's reader, both would stop for good. So a handler
+//! run on the reading thread, and a write call it makes, happen in a
+//! *section* watched by an idle worker, which takes reading over if the
+//! section does not end (see [`leader`](super::leader)).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::context::Serving;
+use super::handler;
+use super::reading::{ReadState, ReaderEnd, BATCH_MAX};
+use super::route::Route;
+use crate::conn::error::ConnectionError;
+use crate::conn::stats::Counters;
+use crate::ext;
+use crate::wire::{Control, Packet, ProtocolError, ReadError};
+
+/// A handler the reader ran for longer than this counts as slow.
+pub(crate) const INLINE_SLOW: Duration = Duration::from_micros(200);
+/// One in this many handlers the reader runs is timed: reading the clock
+/// costs as much as a quick handler, and a run of slow handlers shows in a
+/// sample as well.
+const INLINE_TIMED: u64 = 8;
+
+/// Reads on thread `me` until the stream ends (true) or reading is taken
+/// over (false).
+pub(crate) fn serve(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> bool {
+    serving.pool.set_reading_thread(me);
+    let outcome = loop {
+        match read_one(reading, me, serving) {
+            Step::Go(next) => reading = next,
+            Step::TakenOver => return false,
+            Step::End(last, outcome) => {
+                reading = last;
+                break outcome;
+            }
+        }
+    };
+    // Requests that arrived before the end are still served.
+    let outcome = outcome.and(hand_on(&mut reading, serving));
+    match &outcome {
+        Ok(()) => log::debug!("{}: reading done: peer ended the stream", serving.name),
+        Err(error) => log::debug!("{}: reading failed: {error}", serving.name),
+    }
+    let (reader, unread) = reading.packets.into_parts();
+    serving.reading_ended(outcome, ReaderEnd { reader, unread });
+    true
+}
+
+enum Step {
+    Go(ReadState),
+    TakenOver,
+    End(ReadState, Result<(), ConnectionError>),
+}
+
+/// Requests decoded for the workers go on together: while more whole frames
+/// sit in the read buffer the reader keeps decoding, then admits the batch
+/// at once, so one wake-up of a worker serves many requests.
+fn hand_on(reading: &mut ReadState, serving: &Arc<Serving>) -> Result<(), ConnectionError> {
+    if reading.batch.is_empty() {
+        return Ok(());
+    }
+    for refusal in serving.pool.admit(&mut reading.batch)? {
+        serving.refuse(refusal.key, refusal.text)?;
+    }
+    Ok(())
+}
+
+fn read_error(error: ReadError) -> ConnectionError {
+    match error {
+        ReadError::Io(error) => error.into(),
+        ReadError::Protocol(error) => error.into(),
+    }
+}
+
+/// Reads and dispatches one packet.
+fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
+    macro_rules! check {
+        ($result:expr) => {
+            match $result {
+                Ok(value) => value,
+                Err(error) => return Step::End(reading, Err(error)),
+            }
+        };
+    }
+    let about_to_block = !reading.packets.has_buffered_packet();
+    if about_to_block || reading.batch.len() >= BATCH_MAX {
+        check!(hand_on(&mut reading, serving));
+    }
+    if about_to_block {
+        // Judged again at the next answer.
+        reading.congested = false;
+    }
+    if about_to_block && reading.replies_staged {
+        reading = match flush_section(reading, me, serving) {
+            Some(reading) => reading,
+            None => return Step::TakenOver,
+        };
+    }
+    let counters = &serving.counters;
+    let packet = reading.packets.read_packet();
+    counters.bytes_in.store(reading.packets.bytes_read(), Relaxed);
+    let Some(packet) = check!(packet.map_err(read_error)) else {
+        return Step::End(reading, Ok(()));
+    };
+    log::trace!("{}: <- {packet:?}", serving.name);
+    Counters::bump(&counters.packets_in, 1);
+    if !packet.is_request() {
+        // At once: the caller may be about to send more, and a pipelining
+        // caller keeps the stream busy only if it hears back promptly.
+        // The extension mechanism's own answers are not the application's.
+        let counted = !ext::is_reserved(packet.channel);
+        if serving.calls.deliver(packet) && counted {
+            Counters::bump(&counters.responses_in, 1);
+        }
+        return Step::Go(reading);
+    }
+    match packet.control() {
+        None => {}
+        Some(Ok(Control::Eof)) => return Step::End(reading, Ok(())),
+        Some(Ok(Control::Erq)) => {
+            log::debug!("{}: peer ended its requests", serving.name);
+            reading.peer_ended_requests = true;
+            return Step::Go(reading);
+        }
+        Some(Err(())) => {
+            let error = ProtocolError::BadControlPacket { channel: packet.channel, tag: packet.tag };
+            return Step::End(reading, Err(error.into()));
+        }
+    }
+    let key = (packet.channel, packet.tag);
+    let route = serving.routes.route(key.0);
+    if route != Route::Control {
+        Counters::bump(&counters.requests_in, 1);
+    }
+    let refusal = if reading.peer_ended_requests {
+        Some("requests no longer allowed".to_owned())
+    } else {
+        match route {
+            Route::Refuse => Some(format!("unknown channel {}", key.0)),
+            Route::User if serving.handler.is_none() => Some("no request handler".to_owned()),
+            Route::User => None,
+            Route::Control => {
+                let answer = serving.control.serve(&packet);
+                check!(serving.send_now(answer));
+                return Step::Go(reading);
+            }
+        }
+    };
+    if let Some(text) = refusal {
+        check!(serving.refuse(key, text));
+        return Step::Go(reading);
+    }
+    if reading.congested {
+        reading.batch.push(packet);
+        return Step::Go(reading);
+    }
+    match handler_section(reading, packet, me, serving) {
+        Inline::Answered(reading) => Step::Go(reading),
+        Inline::TakenOver => Step::TakenOver,
+        Inline::Declined(mut reading, packet) => {
+            reading.batch.push(packet);
+            Step::Go(reading)
+        }
+    }
+}
+
+enum Inline {
+    Answered(ReadState),
+    /// Reading was taken over while the handler ran.
+    TakenOver,
+    /// The pool wants this request for the workers.
+    Declined(ReadState, Packet),
+}
+
+/// Runs the handler for `packet` on this thread, if the pool lets it, and
+/// stages the answer.
+fn handler_section(reading: ReadState, packet: Packet, me: usize, serving: &Arc<Serving>) -> Inline {
+    let key = (packet.channel, packet.tag);
+    let timed = reading.answered.is_multiple_of(INLINE_TIMED);
+    let number = match serving.pool.begin_section(me, Some(key), reading) {
+        Ok(number) => number,
+        Err(reading) => return Inline::Declined(reading, packet),
+    };
+    let handler = serving.handler.as_deref().expect("requests are routed to the handler only when there is one");
+    let started = timed.then(Instant::now);
+    let response = handler::answer(handler, packet, &serving.name);
+    let slow = started.is_some_and(|started| started.elapsed() >= INLINE_SLOW);
+    let congested = serving.send.send_inline_reply(response);
+    match serving.pool.end_section(number, me, Some(key), slow) {
+        Some(mut reading) => {
+            reading.replies_staged = true;
+            reading.congested = congested;
+            reading.answered += 1;
+            Inline::Answered(reading)
+        }
+        None => Inline::TakenOver,
+    }
+}
+
+/// Writes the staged answers before the reader blocks on the stream: itself
+/// when a worker watches, else through the writer thread.
+fn flush_section(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Option<ReadState> {
+    reading.replies_staged = false;
+    match serving.pool.begin_section(me, None, reading) {
+        Ok(number) => {
+            serving.send.flush();
+            serving.pool.end_section(number, me, None, false)
+        }
+        Err(reading) => {
+            serving.send.request_flush();
+            Some(reading)
+        }
+    }
+}

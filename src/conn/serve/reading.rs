@@ -1,0 +1,45 @@
+//! The reading state: everything the thread that reads needs, which moves to
+//! another thread when a worker takes reading over.
+
+use crate::transport::ReadHalf;
+use crate::wire::{Packet, PacketReader};
+
+/// Everything reading needs, handed from thread to thread on a takeover.
+pub(crate) struct ReadState {
+    pub packets: PacketReader<Box<dyn ReadHalf>>,
+    /// After the peer's ERQ its requests are refused.
+    pub peer_ended_requests: bool,
+    /// Whether answers this thread ran are staged and not yet flushed.
+    pub replies_staged: bool,
+    /// How many requests have been answered on the reading thread.
+    pub answered: u64,
+    /// Whether so much was staged at the last answer that requests should
+    /// go to the workers, which may wait for the stream.
+    pub congested: bool,
+    /// Requests decoded for the workers, not yet handed on: they move with
+    /// reading on a takeover.
+    pub batch: Vec<Packet>,
+}
+
+/// A batch is handed on at this size even if more frames are buffered.
+pub(crate) const BATCH_MAX: usize = 64;
+
+impl ReadState {
+    pub fn new(packets: PacketReader<Box<dyn ReadHalf>>) -> Self {
+        ReadState {
+            packets,
+            peer_ended_requests: false,
+            replies_staged: false,
+            answered: 0,
+            congested: false,
+            batch: Vec::new(),
+        }
+    }
+}
+
+/// What reading leaves behind when the stream ends.
+pub(crate) struct ReaderEnd {
+    pub reader: Box<dyn ReadHalf>,
+    /// Bytes read past the last packet (there should be none after EOF).
+    pub unread: Vec<u8>,
+}

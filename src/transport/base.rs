@@ -1,0 +1,131 @@
+//! What every transport is: a stream to read, a stream to write, and the
+//! hooks that end them. The files beside this one add a constructor each.
+
+use std::any::Any;
+use std::io::{self, Read, Write};
+use std::process::Child;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+/// A readable stream the connection can own and later hand back.
+pub trait ReadHalf: Read + Send + 'static {
+    /// For handing the stream back: a `Box<dyn Any>` to downcast.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+impl<T: Read + Send + 'static> ReadHalf for T {
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+/// A writable stream the connection can own and later hand back.
+pub trait WriteHalf: Write + Send + 'static {
+    /// For handing the stream back: a `Box<dyn Any>` to downcast.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+impl<T: Write + Send + 'static> WriteHalf for T {
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+/// The byte streams of a connection, with what it takes to end them.
+///
+/// Build one with a constructor for what you have: a reader/writer pair
+/// ([`Transport::new`]), a socket ([`Transport::tcp`], [`Transport::unix`]),
+/// file descriptors ([`Transport::fds`]), your own stdin/stdout
+/// ([`Transport::stdio`]), a child process ([`Transport::spawn`]), a
+/// function that opens streams when the connection starts
+/// ([`Transport::on_demand`]), or an in-process pair with no file
+/// descriptors ([`Transport::memory_pair`]).
+pub struct Transport {
+    pub(crate) source: Source,
+    pub(crate) hooks: Hooks,
+}
+
+pub(crate) enum Source {
+    Ready { reader: Box<dyn ReadHalf>, writer: Box<dyn WriteHalf> },
+    OnDemand(Opener),
+}
+
+pub(crate) type Opener = Box<dyn FnOnce() -> io::Result<Transport> + Send>;
+
+/// An opened transport, ready for the reader and writer threads.
+pub(crate) struct Opened {
+    pub reader: Box<dyn ReadHalf>,
+    pub writer: Box<dyn WriteHalf>,
+    pub hooks: Hooks,
+}
+
+/// What the connection does with the transport beyond reading and writing.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// Unblocks a reader or writer stuck on the stream, once close's deadline
+    /// has passed: shut a socket down, kill a child.
+    pub interrupt: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// A child to reap at close.
+    pub child: Option<Arc<Mutex<Child>>>,
+    /// Runs at close, after the threads have ended.
+    pub shutdown: Option<Box<dyn FnOnce() + Send>>,
+    /// Whether the streams are closed at close (a child's are) rather than
+    /// kept for [`Finished::into_streams`](crate::Finished::into_streams).
+    pub close_streams: bool,
+}
+
+impl Transport {
+    /// Any reader and writer, for example the two ends of two pipes.
+    pub fn new<R: Read + Send + 'static, W: Write + Send + 'static>(reader: R, writer: W) -> Transport {
+        Transport {
+            source: Source::Ready { reader: Box::new(reader), writer: Box::new(writer) },
+            hooks: Hooks::default(),
+        }
+    }
+
+    /// Runs `shutdown` at close, after the connection's threads have ended
+    /// and its streams are given back or closed.
+    pub fn with_shutdown(mut self, shutdown: impl FnOnce() + Send + 'static) -> Transport {
+        self.hooks.shutdown = Some(Box::new(shutdown));
+        self
+    }
+
+    /// Sets how to unblock a reader or writer stuck on the streams when
+    /// close's deadline passes (for example, shutting a socket down). Without
+    /// one, a thread blocked on a stream that never wakes is left running,
+    /// detached, and close reports it.
+    pub fn with_interrupt(mut self, interrupt: impl Fn() + Send + Sync + 'static) -> Transport {
+        self.hooks.interrupt = Some(Arc::new(interrupt));
+        self
+    }
+
+    /// Opens an on-demand transport; merges its hooks with this one's.
+    pub(crate) fn open(self) -> io::Result<Opened> {
+        match self.source {
+            Source::Ready { reader, writer } => Ok(Opened { reader, writer, hooks: self.hooks }),
+            Source::OnDemand(open) => {
+                let mut opened = open()?.open()?;
+                let (inner, outer) = (opened.hooks, self.hooks);
+                opened.hooks = Hooks {
+                    interrupt: inner.interrupt.or(outer.interrupt),
+                    child: inner.child.or(outer.child),
+                    shutdown: inner.shutdown.or(outer.shutdown),
+                    close_streams: inner.close_streams || outer.close_streams,
+                };
+                Ok(opened)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.source {
+            Source::Ready { .. } => "ready",
+            Source::OnDemand(_) => "on demand",
+        };
+        f.debug_struct("Transport").field("source", &kind).field("child", &self.hooks.child.is_some()).finish()
+    }
+}
+

@@ -1,0 +1,83 @@
+//! Pipes and file descriptors: descriptors a program already has (inherited
+//! pipe ends, its own stdio), and pipe pairs the library makes.
+
+use std::io;
+
+use super::base::Transport;
+
+impl Transport {
+    /// Two owned file descriptors, for example inherited pipe ends. They are
+    /// read and written as [`std::fs::File`]s; [`Finished::into_streams`]
+    /// hands them back as such.
+    ///
+    /// [`Finished::into_streams`]: crate::Finished::into_streams
+    #[cfg(unix)]
+    pub fn fds(read: std::os::fd::OwnedFd, write: std::os::fd::OwnedFd) -> Transport {
+        Transport::new(std::fs::File::from(read), std::fs::File::from(write))
+    }
+
+    /// Two raw file descriptors, which the connection takes ownership of.
+    ///
+    /// # Safety
+    /// Both must be open file descriptors that nothing else owns or closes,
+    /// and distinct (use [`Transport::fds`] with a duplicate for one fd that
+    /// goes both ways).
+    #[cfg(unix)]
+    pub unsafe fn from_raw_fds(read: std::os::fd::RawFd, write: std::os::fd::RawFd) -> Transport {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        // SAFETY: the caller promises both descriptors are open and owned by
+        // no one else, which is what OwnedFd requires.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(read), OwnedFd::from_raw_fd(write)) };
+        Transport::fds(read, write)
+    }
+
+    /// This process's own stdin and stdout, for a program that serves a
+    /// connection over its stdio. The descriptors are duplicated (with
+    /// close-on-exec), so the standard handles stay valid; nothing else may
+    /// write to stdout while the connection runs.
+    ///
+    /// # Errors
+    /// When a descriptor cannot be duplicated.
+    #[cfg(unix)]
+    pub fn stdio() -> io::Result<Transport> {
+        use std::os::fd::AsFd;
+        let read = io::stdin().as_fd().try_clone_to_owned()?;
+        let write = io::stdout().as_fd().try_clone_to_owned()?;
+        Ok(Transport::fds(read, write))
+    }
+
+    /// Two pipes joined crosswise: what one transport writes the other reads.
+    /// Handy for tests and for two connections in one process.
+    ///
+    /// # Errors
+    /// When a pipe cannot be made.
+    pub fn pipe_pair() -> io::Result<(Transport, Transport)> {
+        let (a_read, b_write) = io::pipe()?;
+        let (b_read, a_write) = io::pipe()?;
+        enlarge_pipe(&a_write);
+        enlarge_pipe(&b_write);
+        Ok((Transport::new(a_read, a_write), Transport::new(b_read, b_write)))
+    }
+}
+
+/// The buffer size asked for on the pipes the library creates (a child's
+/// stdio, [`Transport::pipe_pair`]). Linux's default of 64 KiB makes a large
+/// payload cross in many small steps, each a pair of thread wake-ups; 1 MiB
+/// is the most an unprivileged process may ask for by default.
+#[cfg(target_os = "linux")]
+const PIPE_BUFFER: libc::c_int = 1 << 20;
+
+/// Asks for a larger pipe buffer, best effort: a refusal (a pipe-size limit
+/// set lower, or a descriptor that is not a pipe) leaves the pipe as it was.
+#[cfg(target_os = "linux")]
+pub(super) fn enlarge_pipe(fd: &impl std::os::fd::AsRawFd) {
+    // SAFETY: fcntl on a descriptor that `fd` keeps open for the duration of
+    // the call; F_SETPIPE_SZ takes an int and touches no memory of ours.
+    let result = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BUFFER) };
+    if result < 0 {
+        log::debug!("could not enlarge a pipe to {PIPE_BUFFER} bytes: {}", io::Error::last_os_error());
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn enlarge_pipe<T>(_: &T) {}
