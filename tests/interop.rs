@@ -1,25 +1,26 @@
 //! Interoperability with the real Python `cs.packetstream` 20240630.
 //!
-//! The Python peer lives in a virtual environment made by
-//! `../shared/peers/install-cs-packetstream.sh .venv-cs`; `PACKETSTREAM_PYTHON`
-//! names another interpreter. Without it these tests say SKIPPED and pass,
+//! The Python peer is found or made by `util::python`: a virtual environment
+//! under the target directory, made on first use, or the interpreter
+//! `PACKETSTREAM_PYTHON` names. Without it these tests say SKIPPED and pass,
 //! except under CI (env `CI` set), where they fail.
 //!
 //! Every child process gets a bounded wait and is killed when it runs out:
 //! a hang fails a test instead of stalling it.
 
 mod common;
+mod util;
 
 use std::env;
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Rng;
 use crossbeam_channel::Receiver;
@@ -27,6 +28,7 @@ use packetstream::{
     Config, Error, Failure, PacketConnection, Pending, ProtocolError, Request, Response, Transport, MAX_REQUEST_FLAGS,
     MAX_RESPONSE_FLAGS,
 };
+use util::python::{drain, python, run_bounded};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// How long one answer may take.
@@ -39,106 +41,12 @@ const PYTHON_CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
 /// that their message is what a hang shows.
 const PYTHON_WATCHDOG_SECONDS: &str = "150";
 
-// ---------------------------------------------------------------------------
-// Finding the Python peer
-
-/// Whether this is a CI run, where a missing Python peer is a failure.
-fn in_ci() -> bool {
-    env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-}
-
-/// The interpreter to use, or why there is none.
-fn find_python() -> Result<PathBuf, String> {
-    let (python, origin) = match env::var_os("PACKETSTREAM_PYTHON") {
-        Some(path) if !path.is_empty() => (PathBuf::from(path), "from PACKETSTREAM_PYTHON"),
-        _ => (Path::new(REPO).join(".venv-cs/bin/python"), "the default"),
-    };
-    let mut command = Command::new(&python);
-    command.args(["-c", "import cs.packetstream"]);
-    match run_bounded(command, Duration::from_secs(120)) {
-        Ok(run) if run.status.is_some_and(|s| s.success()) => Ok(python),
-        Ok(run) => {
-            let stderr = String::from_utf8_lossy(&run.stderr);
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-            Err(format!("{} ({origin}) cannot `import cs.packetstream`: {last}", python.display()))
-        }
-        Err(error) => Err(format!("cannot run {} ({origin}): {error}", python.display())),
-    }
-}
-
-/// The Python interpreter with `cs.packetstream`, checked once. `None` means
-/// the test is skipped (said loudly); under CI it fails instead.
-fn python(test: &str) -> Option<PathBuf> {
-    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match FOUND.get_or_init(find_python) {
-        Ok(python) => Some(python.clone()),
-        Err(why) if in_ci() => panic!(
-            "CI is set, so the interoperability tests must run, but the real Python cs.packetstream \
-             is not available: {why}. Install it with `bash ../shared/peers/install-cs-packetstream.sh .venv-cs` \
-             (from the repository root) or set PACKETSTREAM_PYTHON to a python that can import it."
-        ),
-        Err(why) => {
-            // Straight to stderr, in one write: the test harness would
-            // swallow eprintln!.
-            let message = format!(
-                "\n*** SKIPPED interop test {test}: the real Python cs.packetstream is not available: {why}\n\
-                 *** To run it: ../shared/peers/install-cs-packetstream.sh .venv-cs \
-                 (or set PACKETSTREAM_PYTHON to a python that can import cs.packetstream)\n"
-            );
-            let _ = io::stderr().lock().write_all(message.as_bytes());
-            None
-        }
-    }
-}
-
 fn script(name: &str) -> PathBuf {
     Path::new(REPO).join("tests/python").join(name)
 }
 
 // ---------------------------------------------------------------------------
 // Child processes with bounded waits
-
-/// How a bounded run ended: `status` is `None` if it had to be killed.
-struct Run {
-    status: Option<ExitStatus>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-/// Reads a stream to its end on a thread of its own.
-fn drain(mut stream: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stream.read_to_end(&mut buf);
-        let _ = tx.send(buf);
-    });
-    rx
-}
-
-/// Runs `command` (stdin empty, stdout and stderr collected), killing it if
-/// it is still running after `timeout`.
-fn run_bounded(mut command: Command, timeout: Duration) -> io::Result<Run> {
-    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let stdout = drain(child.stdout.take().expect("piped stdout"));
-    let stderr = drain(child.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + timeout;
-    // std has no timed wait on a child: poll it, with a short pause.
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            child.wait()?;
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    // A grandchild could still hold the pipes: do not wait for it for long.
-    let collect = |rx: Receiver<Vec<u8>>| rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
-    Ok(Run { status, stdout: collect(stdout), stderr: collect(stderr) })
-}
 
 /// The last `max` bytes of `bytes` as text: Python's tracebacks can be huge.
 fn tail(bytes: &[u8], max: usize) -> String {
