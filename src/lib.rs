@@ -120,6 +120,7 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+pub mod binary;
 pub mod codec;
 mod config;
 mod connection;
