@@ -108,13 +108,30 @@ pub fn float_repr(x: f64) -> String {
 
 /// The shortest decimal digits that read back as `x` (positive, finite,
 /// nonzero), and the exponent of the first digit, so that
-/// `x = 0.d1d2d3... * 10^(exponent + 1)`.
-///
-/// Rust's `{:e}` already finds those digits (the shortest string that
-/// round-trips, the nearest one when several are as short), which is the
-/// same choice Python's repr makes; only the layout differs.
+/// `x = d1.d2d3... * 10^exponent`.
 fn shortest_digits(x: f64) -> (String, i32) {
-    let scientific = format!("{x:e}");
+    // Rust's `{:e}` finds how many digits are needed, and usually the same
+    // digits as Python. Python's repr picks, among the shortest strings that
+    // read back as `x`, the one nearest to `x`, the even one on a tie; Rust's
+    // rounds a tie up (2083853257461507.25 gives ...507.3, Python ...507.2).
+    // Formatting with that many digits exactly gives the nearest, ties to
+    // even, and is the answer whenever it reads back as `x`. It can fail to
+    // only next to a power of two, where the values below `x` that read back
+    // as `x` reach half as far as those above; then Rust's digits, the only
+    // ones that read back, are Python's too.
+    let (digits, exponent) = split_scientific(&format!("{x:e}"));
+    let precision = digits.len().saturating_sub(1);
+    let nearest = format!("{x:.precision$e}");
+    if nearest.parse::<f64>() == Ok(x) {
+        split_scientific(&nearest)
+    } else {
+        (digits, exponent)
+    }
+}
+
+/// Splits Rust's `{:e}` text of a positive number into its digits, without
+/// trailing zeros, and its exponent.
+fn split_scientific(scientific: &str) -> (String, i32) {
     let mut digits = String::with_capacity(scientific.len());
     let mut exponent: i32 = 0;
     let mut negative_exponent = false;
@@ -127,6 +144,9 @@ fn shortest_digits(x: f64) -> (String, i32) {
             '0'..='9' => digits.push(c),
             _ => {}
         }
+    }
+    while digits.len() > 1 && digits.ends_with('0') {
+        digits.pop();
     }
     if negative_exponent {
         exponent = -exponent;
