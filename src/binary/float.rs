@@ -215,3 +215,63 @@ pub fn parse_float(text: &str) -> Option<f64> {
     // value too.
     trimmed.parse::<f64>().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts() {
+        assert_eq!(float_repr(123.0), "123.0");
+        assert_eq!(float_repr(-123.25), "-123.25");
+        assert_eq!(float_repr(0.001), "0.001");
+        assert_eq!(float_repr(1.5e-5), "1.5e-05");
+        assert_eq!(float_repr(1e-100), "1e-100");
+        assert_eq!(float_repr(1.5e16), "1.5e+16");
+        assert_eq!(float_repr(-1e300), "-1e+300");
+        assert_eq!(float_repr(9999999999999998.0), "9999999999999998.0");
+        assert_eq!(float_repr(f64::MAX), "1.7976931348623157e+308");
+        assert_eq!(float_repr(f64::MIN_POSITIVE), "2.2250738585072014e-308");
+        assert_eq!(float_repr(f64::NEG_INFINITY), "-inf");
+        assert_eq!(float_repr(-f64::NAN), "nan");
+    }
+
+    #[test]
+    fn ties_go_to_the_even_digit() {
+        // Exactly halfway between two 17-digit decimals (the sums are exact).
+        assert_eq!(float_repr(2_083_853_257_461_507.0 + 0.25), "2083853257461507.2");
+        assert_eq!(float_repr(1_000_000_000_000_000.0 + 0.25), "1000000000000000.2");
+        assert_eq!(format!("{:e}", 1_000_000_000_000_000.0 + 0.25), "1.0000000000000003e15");
+    }
+
+    #[test]
+    fn next_to_a_power_of_two_the_nearest_digits_may_not_read_back() {
+        // 2^89: the nearest 16-digit decimal is below it, outside the
+        // narrower lower half of its rounding interval.
+        let x = f64::from_bits(0x4580_0000_0000_0000);
+        assert_eq!(format!("{x:.15e}").parse::<f64>().ok(), Some(f64::from_bits(0x457f_ffff_ffff_ffff)));
+        assert_eq!(float_repr(x), "6.189700196426902e+26");
+    }
+
+    #[test]
+    fn split_scientific_reads_rust_text() {
+        assert_eq!(split_scientific("1.25e-7"), ("125".to_string(), -7));
+        assert_eq!(split_scientific("5e-324"), ("5".to_string(), -324));
+        assert_eq!(split_scientific("1.2000e3"), ("12".to_string(), 3));
+        assert_eq!(split_scientific("0e0"), ("0".to_string(), 0));
+    }
+
+    #[test]
+    fn odd_parse_inputs() {
+        assert_eq!(parse_float("\x0b1\x0c"), Some(1.0));
+        assert_eq!(parse_float("1\x7f"), None);
+        assert_eq!(parse_float("\x1c1"), None);
+        assert_eq!(parse_float("1\u{3000}"), Some(1.0));
+        assert_eq!(parse_float("\u{0661}\u{0662}"), Some(12.0));
+        assert_eq!(parse_float("1\u{00e9}"), None);
+        assert_eq!(parse_float("1_\u{3000}"), None);
+        assert_eq!(parse_float("+.5"), Some(0.5));
+        assert_eq!(parse_float("1e999"), Some(f64::INFINITY));
+        assert_eq!(parse_float("-1e-999").map(f64::to_bits), Some((-0.0f64).to_bits()));
+    }
+}

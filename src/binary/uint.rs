@@ -57,3 +57,28 @@ pub(crate) fn decode_uint(input: &mut Reader<'_>, what: &'static str) -> Result<
         Err(_) => Err(DecodeError::UIntOverflow { what, offset: start }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_point_at_the_start_of_the_integer() {
+        let mut input = Reader::new(&[0x07, 0x80, 0x80]);
+        assert_eq!(input.take(1, "head"), Ok(&[0x07][..]));
+        assert_eq!(
+            decode_uint(&mut input, "length"),
+            Err(DecodeError::Short { what: "length", offset: 1, needed: 3, available: 2 })
+        );
+        let mut input = Reader::new(&[0x07, 0x80, 0x82, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]);
+        input.take(1, "head").ok();
+        assert_eq!(decode_uint(&mut input, "length"), Err(DecodeError::UIntOverflow { what: "length", offset: 1 }));
+    }
+
+    #[test]
+    fn a_decoded_integer_is_taken_with_its_padding() {
+        let mut input = Reader::new(&[0x80, 0x80, 0x81, 0x00, 0x2a]);
+        assert_eq!(decode_uint(&mut input, "n"), Ok(128));
+        assert_eq!(input.remaining(), [0x2a]);
+    }
+}
