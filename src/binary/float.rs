@@ -94,7 +94,7 @@ pub fn float_repr(x: f64) -> String {
             text.push_str(&digits);
         }
     } else {
-        let (first, others) = digits.split_at(1);
+        let (first, others) = digits.split_at(digits.len().min(1));
         text.push_str(first);
         if !others.is_empty() {
             text.push('.');
