@@ -147,6 +147,7 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+pub mod binary;
 pub mod ext;
 pub mod wire;
 
