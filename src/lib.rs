@@ -171,7 +171,7 @@ pub use conn::serve::handler::{Handler, IntoFailure, IntoOutcome, Request};
 pub use conn::stats::Stats;
 pub use conn::PacketConnection;
 pub use error::Error;
-pub use transport::{MemoryReader, MemoryWriter, ReadHalf, Transport, WriteHalf};
+pub use transport::{memory_pipe, MemoryReader, MemoryWriter, ReadHalf, Transport, WriteHalf};
 pub use wire::{Packet, ProtocolError, ValueTooLarge, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE};
 
 // The README's examples are compiled with the doctests.

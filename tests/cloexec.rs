@@ -47,7 +47,7 @@ fn every_descriptor_the_library_creates_is_close_on_exec() {
     ];
     // Not started: a connection on the test's own stdout would write packets there.
     let stdio = Transport::stdio().unwrap();
-    let config = Config::default().name("cloexec").close_timeout(std::time::Duration::from_millis(200));
+    let config = Config::builder().name("cloexec").close_timeout(std::time::Duration::from_millis(200)).build();
     let conns: Vec<_> = transports.into_iter().map(|t| PacketConnection::new(t, config.clone()).unwrap()).collect();
 
     let created: Vec<u32> = open_fds().difference(&before).copied().collect();

@@ -124,6 +124,16 @@ impl Drop for MemoryWriter {
     }
 }
 
+/// One in-memory direction: what is written to the [`MemoryWriter`] is read
+/// from the [`MemoryReader`], with a pipe's semantics (see
+/// [`std::io::pipe`]) and no file descriptor. Two of them make a
+/// [`Transport::new`] for a peer worked by hand; [`Transport::memory_pair`]
+/// joins two transports at once.
+pub fn memory_pipe() -> (MemoryReader, MemoryWriter) {
+    let direction = Direction::new();
+    (MemoryReader(Arc::clone(&direction)), MemoryWriter(direction))
+}
+
 impl Transport {
     /// Two transports joined in memory, with no file descriptor: what one
     /// writes the other reads. For two connections in one process, and for
@@ -148,8 +158,8 @@ mod tests {
     use std::thread;
 
     fn ends() -> (MemoryWriter, MemoryReader) {
-        let direction = Direction::new();
-        (MemoryWriter(Arc::clone(&direction)), MemoryReader(direction))
+        let (reader, writer) = memory_pipe();
+        (writer, reader)
     }
 
     #[test]

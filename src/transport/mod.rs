@@ -18,4 +18,4 @@ mod socket;
 pub use base::{ReadHalf, Transport, WriteHalf};
 pub(crate) use base::{Hooks, Opened};
 pub(crate) use child::reap;
-pub use memory::{MemoryReader, MemoryWriter};
+pub use memory::{memory_pipe, MemoryReader, MemoryWriter};
