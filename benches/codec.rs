@@ -3,8 +3,8 @@
 //!
 //!     cargo bench --bench codec
 //!
-//! - `encode`: `codec::encode` of a packet into a reused buffer;
-//! - `decode_slice`: `codec::decode` of one frame from a byte slice (the
+//! - `encode`: `wire::encode` of a packet into a reused buffer;
+//! - `decode_slice`: `wire::decode` of one frame from a byte slice (the
 //!   payload is copied out into the packet's own `Vec`);
 //! - `decode_reader`: `PacketReader::read_packet` over a `Cursor` holding many
 //!   frames back to back, as the connection's reader thread reads them (only
@@ -19,7 +19,7 @@ use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use packetstream::codec::{self, PacketReader};
+use packetstream::wire::{self, PacketReader};
 use packetstream::Packet;
 
 /// Frames in one cursor for `decode_reader`: enough that building the reader
@@ -45,23 +45,23 @@ fn bench_encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode");
     for (name, len, _) in cases() {
         let packet = request(len);
-        let mut out = Vec::with_capacity(codec::encoded_len(&packet));
-        group.throughput(Throughput::Bytes(codec::encoded_len(&packet) as u64));
+        let mut out = Vec::with_capacity(wire::encoded_len(&packet));
+        group.throughput(Throughput::Bytes(wire::encoded_len(&packet) as u64));
         group.bench_function(BenchmarkId::new("request", name), |b| {
             b.iter(|| {
                 out.clear();
-                codec::encode(black_box(&packet), &mut out);
+                wire::encode(black_box(&packet), &mut out);
                 black_box(out.len())
             })
         });
     }
     let response = Packet::response(0, 123_456, true, 5, payload(16)).expect("a valid response");
-    let mut out = Vec::with_capacity(codec::encoded_len(&response));
-    group.throughput(Throughput::Bytes(codec::encoded_len(&response) as u64));
+    let mut out = Vec::with_capacity(wire::encoded_len(&response));
+    group.throughput(Throughput::Bytes(wire::encoded_len(&response) as u64));
     group.bench_function(BenchmarkId::new("response", "16B"), |b| {
         b.iter(|| {
             out.clear();
-            codec::encode(black_box(&response), &mut out);
+            wire::encode(black_box(&response), &mut out);
             black_box(out.len())
         })
     });
@@ -72,11 +72,11 @@ fn bench_decode_slice(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_slice");
     for (name, len, _) in cases() {
         let mut frame = Vec::new();
-        codec::encode(&request(len), &mut frame);
+        wire::encode(&request(len), &mut frame);
         group.throughput(Throughput::Bytes(frame.len() as u64));
         group.bench_function(BenchmarkId::new("request", name), |b| {
             b.iter(|| {
-                let (packet, used) = codec::decode(black_box(&frame), codec::DEFAULT_MAX_PACKET_SIZE)
+                let (packet, used) = wire::decode(black_box(&frame), wire::DEFAULT_MAX_PACKET_SIZE)
                     .expect("a valid frame")
                     .expect("a whole frame");
                 black_box((packet, used))
@@ -90,18 +90,18 @@ fn bench_decode_reader(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_reader");
     for (name, len, frames) in cases() {
         let packet = request(len);
-        let mut stream = Vec::with_capacity(codec::encoded_len(&packet) * frames);
+        let mut stream = Vec::with_capacity(wire::encoded_len(&packet) * frames);
         for _ in 0..frames {
-            codec::encode(&packet, &mut stream);
+            wire::encode(&packet, &mut stream);
         }
-        group.throughput(Throughput::Bytes(codec::encoded_len(&packet) as u64));
+        group.throughput(Throughput::Bytes(wire::encoded_len(&packet) as u64));
         group.bench_function(BenchmarkId::new("request", name), |b| {
             b.iter_custom(|iters| {
                 let mut timed = Duration::ZERO;
                 let mut left = iters;
                 while left > 0 {
                     let batch = left.min(frames as u64);
-                    let mut reader = PacketReader::new(Cursor::new(&stream[..]), codec::DEFAULT_MAX_PACKET_SIZE);
+                    let mut reader = PacketReader::new(Cursor::new(&stream[..]), wire::DEFAULT_MAX_PACKET_SIZE);
                     let start = Instant::now();
                     for _ in 0..batch {
                         black_box(reader.read_packet().expect("a valid frame").expect("a packet"));

@@ -44,7 +44,8 @@ use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use packetstream::{codec, Config, Control, Packet, PacketConnection, Pending, Request, Response, Transport};
+use packetstream::wire::{self, Control};
+use packetstream::{Config, ConfigBuilder, Packet, PacketConnection, Pending, Request, Response, Transport};
 
 // ---------------------------------------------------------------------------
 // Counting: allocations, read and write calls.
@@ -240,13 +241,13 @@ impl PsClient {
                 let conn = PacketConnection::new(transport, Config::default()).expect("start packetstream");
                 PsClient { conn, server: None, child: None }
             }
-            Link::SocketPair => PsClient::open_socketpair(Config::default()),
+            Link::SocketPair => PsClient::open_socketpair(Config::builder()),
         }
     }
 
     /// Client and echo server in this process over a Unix socketpair, both
     /// with `config`.
-    fn open_socketpair(config: Config) -> PsClient {
+    fn open_socketpair(config: ConfigBuilder) -> PsClient {
         let (client_end, server_end) = UnixStream::pair().expect("socketpair");
         let server = PacketConnection::with_handler(
             Transport::unix(server_end).expect("server transport"),
@@ -274,7 +275,7 @@ impl PsClient {
         let input = Counted(child.stdout.take().expect("piped stdout"));
         let output = Counted(child.stdin.take().expect("piped stdin"));
         // A short name, so that thread names ("ps-writer") are not cut.
-        let config = Config::default().name("ps");
+        let config = Config::builder().name("ps");
         let conn = PacketConnection::new(Transport::new(input, output), config).expect("start packetstream");
         PsClient { conn, server: None, child: Some(child) }
     }
@@ -309,7 +310,7 @@ impl Echo for PsClient {
 
 /// Serves echo over `transport` until the peer ends; returns how many
 /// requests it answered.
-fn serve_ps(transport: Transport, config: Config) -> Result<u64, packetstream::Error> {
+fn serve_ps(transport: Transport, config: ConfigBuilder) -> Result<u64, packetstream::Error> {
     let conn = PacketConnection::with_handler(transport, config, echo_handler)?;
     let received = conn.join_recv();
     let served = conn.stats().requests_in;
@@ -583,7 +584,7 @@ fn child_main(args: &[String]) -> Result<(), String> {
     }
     let served = match kind {
         "ps" => {
-            let mut config = Config::default().name("echo");
+            let mut config = Config::builder().name("echo");
             if let Some(max) = max {
                 config = config.max_packet_size(max);
             }
@@ -621,7 +622,7 @@ fn hold_main(args: &[String]) -> Result<(), String> {
     let mut output = BufWriter::with_capacity(BASELINE_BUFFER, output);
     match args.first().map(String::as_str) {
         Some("ps") => {
-            let mut packets = codec::PacketReader::new(input, codec::DEFAULT_MAX_PACKET_SIZE);
+            let mut packets = wire::PacketReader::new(input, wire::DEFAULT_MAX_PACKET_SIZE);
             let mut held: Vec<Packet> = Vec::new();
             let mut frame = Vec::new();
             while let Some(packet) = packets.read_packet().map_err(|e| e.to_string())? {
@@ -638,14 +639,14 @@ fn hold_main(args: &[String]) -> Result<(), String> {
                         let answer = Packet::response(rq.channel(), rq.tag(), true, rq.flags(), rq.into_payload())
                             .map_err(|e| e.to_string())?;
                         frame.clear();
-                        codec::encode(&answer, &mut frame);
+                        wire::encode(&answer, &mut frame);
                         output.write_all(&frame).map_err(|e| e.to_string())?;
                     }
                     output.flush().map_err(|e| e.to_string())?;
                 }
             }
             frame.clear();
-            codec::encode(&Packet::eof(), &mut frame);
+            wire::encode(&Packet::eof(), &mut frame);
             output.write_all(&frame).and_then(|()| output.flush()).map_err(|e| e.to_string())
         }
         Some("raw") => {
@@ -753,7 +754,7 @@ fn peak_main(args: &[String]) -> Result<(), String> {
                     let mut command = self_command(&["__child", "ps", "--max", &max.to_string()]);
                     let transport = Transport::spawn(&mut command).map_err(|e| e.to_string())?;
                     let client = PsClient {
-                        conn: PacketConnection::new(transport, Config::default().max_packet_size(max))
+                        conn: PacketConnection::new(transport, Config::builder().max_packet_size(max))
                             .map_err(|e| e.to_string())?,
                         server: None,
                         child: None,
@@ -1379,7 +1380,7 @@ fn print_grace_sweep(plan: &Plan) {
     );
     let scenarios = [Scenario::Sequential, Scenario::Concurrent(4), Scenario::Pipelined(64)];
     for micros in [0u64, 100, 1000, 10_000] {
-        let config = Config::default().packet_grace(Duration::from_micros(micros));
+        let config = Config::builder().packet_grace(Duration::from_micros(micros));
         let mut figures = vec![Vec::new(); scenarios.len()];
         let mut writes_per_packet = Vec::new();
         for _ in 0..plan.scale_rounds {

@@ -1,6 +1,7 @@
 //! Drives an echo server over a child process's stdin and stdout.
 //!
-//!     echo_client [--requests N] [--size BYTES] [--threads T] [--window W] [-- COMMAND [ARGS...]]
+//!     echo_client [--requests N] [--size BYTES] [--threads T] [--window W]
+//!                 [--extensions] [--quit-reason TEXT] [-- COMMAND [ARGS...]]
 //!
 //! Starts COMMAND (by default this program itself, in echo-server mode) and
 //! sends it N requests of type 0 with varying flags and random payloads of
@@ -9,7 +10,10 @@
 //!
 //!     requests=N threads=T window=W size=BYTES seconds=S calls_per_s=R
 //!
-//! Any mismatch or error exits non-zero.
+//! `--extensions` turns the protocol extensions on (for the server it starts
+//! itself too); `--quit-reason TEXT` closes with that reason, which a server
+//! with extensions reports, and implies `--extensions`. Any mismatch or
+//! error exits non-zero.
 
 #[path = "common/echo.rs"]
 mod echo;
@@ -18,28 +22,53 @@ use std::collections::VecDeque;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use packetstream::{Config, Error, PacketConnection, Transport};
+use packetstream::{CallError, CloseOptions, Config, PacketConnection, Transport};
 
 /// Passed to ourselves to run as the echo server.
 const SERVE_FLAG: &str = "--serve-echo";
 /// A lost answer fails the run instead of hanging it.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// With it, the server mode turns the extensions on.
+const EXTENSIONS_FLAG: &str = "--extensions";
+
 struct Options {
     requests: u64,
     size: usize,
     threads: usize,
     window: usize,
+    extensions: bool,
+    quit_reason: Option<String>,
     command: Vec<String>,
 }
 
 fn parse_args() -> Result<Options, String> {
-    let mut options = Options { requests: 100_000, size: 64, threads: 2, window: 32, command: Vec::new() };
+    let mut options = Options {
+        requests: 100_000,
+        size: 64,
+        threads: 2,
+        window: 32,
+        extensions: false,
+        quit_reason: None,
+        command: Vec::new(),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--" {
             options.command = args.by_ref().collect();
             break;
+        }
+        match arg.as_str() {
+            EXTENSIONS_FLAG => {
+                options.extensions = true;
+                continue;
+            }
+            "--quit-reason" => {
+                options.quit_reason = Some(args.next().ok_or("--quit-reason needs a value")?);
+                options.extensions = true;
+                continue;
+            }
+            _ => {}
         }
         let mut value = |name: &str| -> Result<u64, String> {
             let text = args.next().ok_or(format!("{name} needs a value"))?;
@@ -90,7 +119,7 @@ fn drive(conn: &PacketConnection, count: u64, size: usize, window: usize, seed: 
             sent += 1;
             continue;
         }
-        let (mut pending, flags, payload) = in_flight.pop_front().expect("window is not empty");
+        let (pending, flags, payload) = in_flight.pop_front().expect("window is not empty");
         let tag = pending.tag();
         let answer = pending.wait_timeout(ANSWER_TIMEOUT).map_err(|e| format!("request {tag}: {e}"))?;
         if answer.flags != flags || answer.payload != payload {
@@ -116,15 +145,19 @@ fn run(options: &Options) -> Result<String, String> {
             let me = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
             let mut command = Command::new(me);
             command.arg(SERVE_FLAG);
+            if options.extensions {
+                command.arg(EXTENSIONS_FLAG);
+            }
             command
         }
     };
     let transport = Transport::spawn(&mut command).map_err(|e| format!("cannot start {command:?}: {e}"))?;
-    let conn = PacketConnection::new(transport, Config::default().name("echo_client")).map_err(|e| e.to_string())?;
+    let config = Config::builder().name("echo_client").extensions(options.extensions);
+    let conn = PacketConnection::new(transport, config).map_err(|e| e.to_string())?;
 
     // Check the failure path once, so a server that never fails is caught.
     match conn.call(echo::FAILING_RQ_TYPE, 0, b"x".to_vec()) {
-        Err(Error::Failed(_)) => {}
+        Err(CallError::Failed(_)) => {}
         other => return Err(format!("request type {} should fail, got {other:?}", echo::FAILING_RQ_TYPE)),
     }
 
@@ -146,7 +179,11 @@ fn run(options: &Options) -> Result<String, String> {
     let seconds = start.elapsed().as_secs_f64();
     outcome?;
 
-    let finished = conn.close().map_err(|e| format!("close: {e}"))?;
+    let mut close = CloseOptions::new();
+    if let Some(reason) = &options.quit_reason {
+        close = close.reason(reason.clone());
+    }
+    let finished = conn.close_with(close).map_err(|e| format!("close: {e}"))?;
     match finished.exit_status() {
         Some(status) if status.success() => {}
         other => return Err(format!("server exited badly: {other:?}")),
@@ -163,14 +200,16 @@ fn run(options: &Options) -> Result<String, String> {
 
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some(SERVE_FLAG) {
-        return echo::serve_stdio("echo_client-server");
+        let extensions = std::env::args().nth(2).as_deref() == Some(EXTENSIONS_FLAG);
+        return echo::serve_stdio("echo_client-server", extensions);
     }
     let options = match parse_args() {
         Ok(options) => options,
         Err(message) => {
             eprintln!("echo_client: {message}");
             eprintln!(
-                "usage: echo_client [--requests N] [--size BYTES] [--threads T] [--window W] [-- COMMAND [ARGS...]]"
+                "usage: echo_client [--requests N] [--size BYTES] [--threads T] [--window W] \
+                 [--extensions] [--quit-reason TEXT] [-- COMMAND [ARGS...]]"
             );
             return ExitCode::from(2);
         }

@@ -32,7 +32,7 @@ pub enum Error {
     /// The answer had not arrived (from [`Pending::try_wait`](crate::Pending::try_wait)).
     NotReady,
     /// Close did not go cleanly.
-    Close(Box<CloseError>),
+    Close(CloseError),
     /// Starting a connection or a transport failed.
     Io(io::Error),
 }
@@ -66,7 +66,7 @@ impl std::error::Error for Error {
         match self {
             Error::Invalid(error) => Some(error),
             Error::Connection(error) => Some(error),
-            Error::Close(error) => Some(&**error),
+            Error::Close(error) => Some(error),
             Error::Io(error) => Some(error),
             _ => None,
         }
@@ -93,7 +93,7 @@ impl From<InvalidRequest> for Error {
 
 impl From<CloseError> for Error {
     fn from(error: CloseError) -> Self {
-        Error::Close(Box::new(error))
+        Error::Close(error)
     }
 }
 

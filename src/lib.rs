@@ -49,7 +49,7 @@
 //! // Close in order: the client ends, the server sees it and ends too.
 //! let server_thread = std::thread::spawn(move || {
 //!     server.join_recv()?;
-//!     server.close()
+//!     Ok::<_, Error>(server.close()?)
 //! });
 //! client.close()?;
 //! server_thread.join().unwrap()?;

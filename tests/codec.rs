@@ -3,11 +3,11 @@
 
 use std::io::{self, Cursor, Read};
 
-use packetstream::codec::{self, decode, encode, encoded_len, PacketReader, DEFAULT_MAX_PACKET_SIZE};
-use packetstream::{
-    decode_varint, encode_varint, varint_len, Control, Error, Packet, ProtocolError, MAX_REQUEST_FLAGS,
-    MAX_RESPONSE_FLAGS, MAX_RQ_TYPE,
+use packetstream::wire::{
+    self, decode, decode_varint, encode, encode_varint, encoded_len, varint_len, Control, PacketReader, ReadError,
+    DEFAULT_MAX_PACKET_SIZE,
 };
+use packetstream::{Packet, ProtocolError, ValueTooLarge, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE};
 
 fn frame(packet: &Packet) -> Vec<u8> {
     let mut out = Vec::new();
@@ -29,7 +29,7 @@ fn decode_one(bytes: &[u8]) -> Packet {
 }
 
 /// All packets of a stream, read with a `PacketReader` until a clean end.
-fn read_all(stream: impl Read, max: usize) -> Result<Vec<Packet>, Error> {
+fn read_all(stream: impl Read, max: usize) -> Result<Vec<Packet>, ReadError> {
     let mut reader = PacketReader::new(stream, max);
     let mut packets = Vec::new();
     while let Some(packet) = reader.read_packet()? {
@@ -39,7 +39,7 @@ fn read_all(stream: impl Read, max: usize) -> Result<Vec<Packet>, Error> {
 }
 
 /// The first packet (or error) of a stream.
-fn read_first(bytes: Vec<u8>, max: usize) -> Result<Option<Packet>, Error> {
+fn read_first(bytes: Vec<u8>, max: usize) -> Result<Option<Packet>, ReadError> {
     PacketReader::new(Cursor::new(bytes), max).read_packet()
 }
 
@@ -80,8 +80,8 @@ impl<R: Read> Read for Interrupting<R> {
     }
 }
 
-fn is_protocol(result: Result<Option<Packet>, Error>, expected: &ProtocolError) -> bool {
-    matches!(result, Err(Error::Protocol(ref e)) if e == expected)
+fn is_protocol(result: Result<Option<Packet>, ReadError>, expected: &ProtocolError) -> bool {
+    matches!(result, Err(ReadError::Protocol(ref e)) if e == expected)
 }
 
 // ---------------------------------------------------------------------------
@@ -451,7 +451,7 @@ fn a_large_payload_in_pieces_reads_in_linear_time() {
 #[test]
 fn default_max_packet_size_is_16_mib() {
     assert_eq!(DEFAULT_MAX_PACKET_SIZE, 16 * 1024 * 1024);
-    assert_eq!(packetstream::Config::default().get_max_packet_size(), DEFAULT_MAX_PACKET_SIZE);
+    assert_eq!(packetstream::Config::default().max_packet_size(), DEFAULT_MAX_PACKET_SIZE);
 }
 
 #[test]
@@ -573,26 +573,26 @@ fn flags_and_types_too_large_for_the_wire() {
     assert!(Packet::request(0, 2, 0, MAX_REQUEST_FLAGS, Vec::new()).is_ok());
     assert!(matches!(
         Packet::request(0, 2, 0, MAX_REQUEST_FLAGS + 1, Vec::new()),
-        Err(Error::FlagsTooLarge { flags, max }) if flags == MAX_REQUEST_FLAGS + 1 && max == MAX_REQUEST_FLAGS
+        Err(ValueTooLarge::Flags { flags, max }) if flags == MAX_REQUEST_FLAGS + 1 && max == MAX_REQUEST_FLAGS
     ));
     assert!(matches!(
         Packet::request(0, 2, 0, u64::MAX, Vec::new()),
-        Err(Error::FlagsTooLarge { flags: u64::MAX, max }) if max == MAX_REQUEST_FLAGS
+        Err(ValueTooLarge::Flags { flags: u64::MAX, max }) if max == MAX_REQUEST_FLAGS
     ));
     assert!(Packet::response(0, 2, true, MAX_RESPONSE_FLAGS, Vec::new()).is_ok());
     assert!(matches!(
         Packet::response(0, 2, true, MAX_RESPONSE_FLAGS + 1, Vec::new()),
-        Err(Error::FlagsTooLarge { flags, max }) if flags == MAX_RESPONSE_FLAGS + 1 && max == MAX_RESPONSE_FLAGS
+        Err(ValueTooLarge::Flags { flags, max }) if flags == MAX_RESPONSE_FLAGS + 1 && max == MAX_RESPONSE_FLAGS
     ));
     assert!(matches!(
         Packet::response(0, 2, false, MAX_RESPONSE_FLAGS + 1, Vec::new()),
-        Err(Error::FlagsTooLarge { .. })
+        Err(ValueTooLarge::Flags { .. })
     ));
     assert_eq!(MAX_REQUEST_FLAGS, u64::MAX >> 2);
     assert_eq!(MAX_RESPONSE_FLAGS, u64::MAX >> 3);
     assert!(Packet::request(0, 2, MAX_RQ_TYPE, 0, Vec::new()).is_ok());
     assert!(
-        matches!(Packet::request(0, 2, MAX_RQ_TYPE + 1, 0, Vec::new()), Err(Error::RqTypeTooLarge(t)) if t == u64::MAX)
+        matches!(Packet::request(0, 2, MAX_RQ_TYPE + 1, 0, Vec::new()), Err(ValueTooLarge::RqType(t)) if t == u64::MAX)
     );
 }
 
@@ -622,6 +622,6 @@ fn encode_appends() {
     assert_eq!(out, b"prefix\x03\x01\x02\x00");
     let mut header = Vec::new();
     let packet = Packet::request(0, 2, 0, 0, b"hi".to_vec()).unwrap();
-    codec::encode_header(&packet, &mut header);
+    wire::encode_header(&packet, &mut header);
     assert_eq!(header, [0x05, 0x02, 0x02, 0x01]);
 }

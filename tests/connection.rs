@@ -1,42 +1,44 @@
 //! PacketConnection end to end: every scenario runs over pipes, a Unix
-//! socketpair and TCP on 127.0.0.1 (see the `over_all_transports!` list at
-//! the end). Every wait is bounded, and every scenario checks at its end that
-//! the connections left no thread running.
+//! socketpair, TCP on 127.0.0.1 and the in-memory transport (see the
+//! `over_all_transports!` list at the end). Every wait is bounded, and every
+//! scenario checks at its end that the connections left no thread running.
 
-mod common;
+mod util;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{
-    assert_no_threads, await_threads, close, close_both_ok, raw_pair, shuffle, start_close, transport_pair, within,
-    Kind, LONG,
-};
 use crossbeam_channel::{Receiver, Sender};
 use packetstream::{
-    Config, Error, Failure, Handler, Packet, PacketConnection, Pending, ProtocolError, Request, Response,
-    MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE,
+    CallTimeoutError, CloseProblem, CloseStep, Config, ConfigBuilder, ConnectionError, Error, Failure, Handler,
+    InvalidRequest, JoinTimeoutError, Packet, PacketConnection, Pending, ProtocolError, Request, Response, StepOutcome,
+    SubmitError, SubmitTimeoutError, TryWaitError, ValueTooLarge, WaitTimeoutError, MAX_REQUEST_FLAGS,
+    MAX_RESPONSE_FLAGS, MAX_RQ_TYPE,
+};
+use util::{
+    assert_no_threads, await_threads, close, close_both_ok, raw_pair, shuffle, start_close, transport_pair, within,
+    Kind, RawPeer, LONG,
 };
 
 /// Long enough for a wait that is meant to time out, short enough to keep
 /// the suite fast.
 const SHORT: Duration = Duration::from_millis(30);
 
-fn config(name: &str) -> Config {
-    Config::default().name(name)
+fn config(name: &str) -> ConfigBuilder {
+    Config::builder().name(name)
 }
 
 /// A client (no handler) and a server answering with `handler`.
-fn pair(kind: Kind, id: u32, handler: impl Handler) -> (PacketConnection, PacketConnection) {
-    pair_with(kind, config(&kind.name(id, 'c')), config(&kind.name(id, 's')), handler)
+fn pair(kind: Kind, handler: impl Handler) -> (PacketConnection, PacketConnection) {
+    pair_with(kind, config(&kind.name('c')), config(&kind.name('s')), handler)
 }
 
 fn pair_with(
     kind: Kind,
-    client: Config,
-    server: Config,
+    client: impl Into<Config>,
+    server: impl Into<Config>,
     handler: impl Handler,
 ) -> (PacketConnection, PacketConnection) {
     let (a, b) = transport_pair(kind);
@@ -61,29 +63,30 @@ fn transform_handler(rq: Request) -> (u64, Vec<u8>) {
     (rq.flags ^ 0x5a, transform(rq.rq_type, &rq.payload))
 }
 
-fn wait(pending: &mut Pending) -> Result<Response, Error> {
-    pending.wait_timeout(LONG)
+/// Waits at most [`LONG`]; a timeout is `Error::Timeout` (the request given up).
+fn wait(pending: Pending) -> Result<Response, Error> {
+    pending.wait_timeout(LONG).map_err(Error::from)
 }
 
-fn expect_ok(result: Result<Response, Error>, what: &str) -> Response {
-    match result {
+fn expect_ok<E: Into<Error>>(result: Result<Response, E>, what: &str) -> Response {
+    match result.map_err(Into::into) {
         Ok(response) => response,
         Err(error) => panic!("{what}: expected an answer, got {error:?}"),
     }
 }
 
-fn expect_failed(result: Result<Response, Error>, what: &str) -> Failure {
-    match result {
+fn expect_failed<E: Into<Error>>(result: Result<Response, E>, what: &str) -> Failure {
+    match result.map_err(Into::into) {
         Err(Error::Failed(failure)) => failure,
-        other => panic!("{what}: expected Error::Failed, got {other:?}"),
+        other => panic!("{what}: expected a failed answer, got {other:?}"),
     }
 }
 
-/// An error that means "no answer will come": not a timeout, not the peer's
-/// refusal.
-fn expect_connection_error(result: Result<Response, Error>, what: &str) -> Error {
-    match result {
-        Err(error) if error.is_connection_error() => error,
+/// An error that means "no answer will come because the connection ended":
+/// not a timeout, not the peer's refusal.
+fn expect_connection_error<E: Into<Error>>(result: Result<Response, E>, what: &str) -> ConnectionError {
+    match result.map_err(Into::into) {
+        Err(Error::Connection(error)) => error,
         other => panic!("{what}: expected a connection error, got {other:?}"),
     }
 }
@@ -135,7 +138,7 @@ impl Gate {
 // connection (and so thread) names unique.
 
 fn open_then_close(kind: Kind) {
-    let (client, server) = pair(kind, 1, echo);
+    let (client, server) = pair(kind, echo);
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
     assert_eq!(client.outstanding(), 0);
     // The thread check below can see the connections' threads.
@@ -144,12 +147,21 @@ fn open_then_close(kind: Kind) {
     let (a, b) = close_both_ok(client, server);
     assert!(a.exit_status().is_none() && b.exit_status().is_none());
     assert!(a.unread().is_empty() && b.unread().is_empty());
+    // Every step of a clean close did its work, but for those with nothing to do.
+    for finished in [&a, &b] {
+        let report = finished.report();
+        let outcomes: Vec<StepOutcome> = report.steps().iter().map(|step| step.outcome).collect();
+        use StepOutcome::{Done, Skipped};
+        assert_eq!(outcomes, [Skipped, Done, Done, Done, Done, Skipped, Done], "{report}");
+        assert!(report.is_clean());
+        assert!(report.took() < LONG, "{report}");
+    }
     assert_no_threads(&c);
     assert_no_threads(&s);
 }
 
 fn sequential_calls(kind: Kind) {
-    let (client, server) = pair(kind, 2, transform_handler);
+    let (client, server) = pair(kind, transform_handler);
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
     for i in 0..16u64 {
         let payload = format!("call number {i}").into_bytes();
@@ -168,8 +180,8 @@ fn pipelined_from_threads(kind: Kind) {
     const THREADS: u64 = 4;
     const EACH: u64 = 500;
     // Callers that sleep at once (no wait spin), unlike the other scenarios.
-    let client_config = config(&kind.name(3, 'c')).wait_spin(Duration::ZERO);
-    let (client, server) = pair_with(kind, client_config, config(&kind.name(3, 's')), transform_handler);
+    let client_config = config(&kind.name('c')).wait_spin(Duration::ZERO);
+    let (client, server) = pair_with(kind, client_config, config(&kind.name('s')), transform_handler);
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
     let client = Arc::new(client);
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -204,8 +216,8 @@ fn pipelined_from_threads(kind: Kind) {
     // Collect in an order unrelated to submission: reversed, then shuffled.
     all.reverse();
     shuffle(&mut all, 0x9e37_79b9_7f4a_7c15);
-    for (n, payload, mut pending) in all {
-        let answer = expect_ok(wait(&mut pending), "pipelined request");
+    for (n, payload, pending) in all {
+        let answer = expect_ok(wait(pending), "pipelined request");
         assert_eq!(answer.flags, n ^ 0x5a, "request {n}");
         assert_eq!(answer.payload, transform(n % 7, &payload), "request {n}");
     }
@@ -219,7 +231,7 @@ fn pipelined_from_threads(kind: Kind) {
 }
 
 fn large_payloads_round_trip(kind: Kind) {
-    let (client, server) = pair(kind, 33, transform_handler);
+    let (client, server) = pair(kind, transform_handler);
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
     // Large payloads (past the writer's and the reader's buffers) mixed with
     // small ones, all in flight at once.
@@ -233,8 +245,8 @@ fn large_payloads_round_trip(kind: Kind) {
             (i as u64, payload, p)
         })
         .collect();
-    for (i, payload, mut p) in pending.into_iter().rev() {
-        let answer = expect_ok(wait(&mut p), "large request");
+    for (i, payload, p) in pending.into_iter().rev() {
+        let answer = expect_ok(wait(p), "large request");
         assert_eq!(answer.flags, i ^ 0x5a);
         assert!(answer.payload == transform(i, &payload), "request {i} of {} bytes: wrong answer", payload.len());
     }
@@ -245,7 +257,7 @@ fn large_payloads_round_trip(kind: Kind) {
 
 fn both_directions_at_once(kind: Kind) {
     const EACH: u64 = 300;
-    let (a_name, b_name) = (kind.name(4, 'a'), kind.name(4, 'b'));
+    let (a_name, b_name) = (kind.name('a'), kind.name('b'));
     let (ta, tb) = transport_pair(kind);
     let tagged = |side: u8| {
         move |rq: Request| {
@@ -273,7 +285,7 @@ fn both_directions_at_once(kind: Kind) {
                     pending.push((i, payload.clone(), conn.submit(0, i, payload).map_err(|e| e.to_string())?));
                 }
                 pending.reverse();
-                for (i, payload, mut p) in pending {
+                for (i, payload, p) in pending {
                     let answer = p.wait_timeout(LONG).map_err(|e| format!("{me} request {i}: {e}"))?;
                     let mut expected = vec![peer_letter];
                     expected.extend_from_slice(&payload);
@@ -306,8 +318,8 @@ fn handler_errors_and_panics(kind: Kind) {
     // One worker: the requests after a panic are served by the same thread.
     let (client, server) = pair_with(
         kind,
-        config(&kind.name(5, 'c')),
-        config(&kind.name(5, 's')).workers(1),
+        config(&kind.name('c')),
+        config(&kind.name('s')).workers(1),
         |rq: Request| -> Result<Vec<u8>, String> {
             let text = String::from_utf8(rq.payload.clone()).unwrap();
             match rq.rq_type {
@@ -324,8 +336,8 @@ fn handler_errors_and_panics(kind: Kind) {
         .enumerate()
         .map(|(i, &rq_type)| (i, rq_type, client.submit(rq_type, 0, format!("r{i}")).expect("submit")))
         .collect();
-    for (i, rq_type, mut p) in pending {
-        let result = wait(&mut p);
+    for (i, rq_type, p) in pending {
+        let result = wait(p);
         match rq_type {
             0 => assert_eq!(expect_ok(result, "good request").payload, format!("r{i}").as_bytes()),
             1 => {
@@ -350,7 +362,7 @@ fn handler_errors_and_panics(kind: Kind) {
 }
 
 fn failure_with_flags(kind: Kind) {
-    let (client, server) = pair(kind, 6, |rq: Request| -> Result<Response, Failure> {
+    let (client, server) = pair(kind, |rq: Request| -> Result<Response, Failure> {
         match rq.rq_type {
             0 => Err(Failure::with_flags(rq.flags, rq.payload)),
             1 => Err(Failure::new("plain")),
@@ -372,8 +384,8 @@ fn failure_with_flags(kind: Kind) {
 }
 
 /// Starts a pair whose server uses `handler`, makes one call, closes both.
-fn one_answer(kind: Kind, id: u32, handler: impl Handler) -> Result<Response, Error> {
-    let (client, server) = pair(kind, id, handler);
+fn one_answer(kind: Kind, handler: impl Handler) -> Result<Response, CallTimeoutError> {
+    let (client, server) = pair(kind, handler);
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
     let result = client.call_timeout(0, 0, b"in".to_vec(), LONG);
     close_both_ok(client, server);
@@ -383,93 +395,92 @@ fn one_answer(kind: Kind, id: u32, handler: impl Handler) -> Result<Response, Er
 }
 
 fn handler_return_conversions(kind: Kind) {
-    let id = 7;
     let r = |flags: u64, payload: &[u8]| Response { flags, payload: payload.to_vec() };
-    assert_eq!(one_answer(kind, id, |_: Request| {}).unwrap(), r(0, b""));
-    assert_eq!(one_answer(kind, id, |_: Request| 42u64).unwrap(), r(42, b""));
-    assert_eq!(one_answer(kind, id, |rq: Request| [rq.payload, b"!".to_vec()].concat()).unwrap(), r(0, b"in!"));
-    assert_eq!(one_answer(kind, id, |_: Request| &b"slice"[..]).unwrap(), r(0, b"slice"));
-    assert_eq!(one_answer(kind, id, |_: Request| "a str").unwrap(), r(0, b"a str"));
-    assert_eq!(one_answer(kind, id, |_: Request| String::from("a string")).unwrap(), r(0, b"a string"));
-    assert_eq!(one_answer(kind, id, |_: Request| (3u64, b"pair".to_vec())).unwrap(), r(3, b"pair"));
-    assert_eq!(one_answer(kind, id, |_: Request| -> Result<u64, String> { Ok(8) }).unwrap(), r(8, b""));
+    assert_eq!(one_answer(kind, |_: Request| {}).unwrap(), r(0, b""));
+    assert_eq!(one_answer(kind, |_: Request| 42u64).unwrap(), r(42, b""));
+    assert_eq!(one_answer(kind, |rq: Request| [rq.payload, b"!".to_vec()].concat()).unwrap(), r(0, b"in!"));
+    assert_eq!(one_answer(kind, |_: Request| &b"slice"[..]).unwrap(), r(0, b"slice"));
+    assert_eq!(one_answer(kind, |_: Request| "a str").unwrap(), r(0, b"a str"));
+    assert_eq!(one_answer(kind, |_: Request| String::from("a string")).unwrap(), r(0, b"a string"));
+    assert_eq!(one_answer(kind, |_: Request| (3u64, b"pair".to_vec())).unwrap(), r(3, b"pair"));
+    assert_eq!(one_answer(kind, |_: Request| -> Result<u64, String> { Ok(8) }).unwrap(), r(8, b""));
     let io_error = |_: Request| -> Result<(), std::io::Error> { Err(std::io::Error::other("disk on fire")) };
-    let failure = expect_failed(one_answer(kind, id, io_error), "io error");
+    let failure = expect_failed(one_answer(kind, io_error), "io error");
     assert_eq!((failure.flags, failure.text().into_owned()), (0, "disk on fire".to_owned()));
-    let failure = expect_failed(one_answer(kind, id, |_: Request| -> Result<(), &str> { Err("nope") }), "&str");
+    let failure = expect_failed(one_answer(kind, |_: Request| -> Result<(), &str> { Err("nope") }), "&str");
     assert_eq!(failure.text(), "nope");
     // Flags that cannot travel in a response fail the request instead.
-    let failure = expect_failed(one_answer(kind, id, |_: Request| u64::MAX), "flags too large");
+    let failure = expect_failed(one_answer(kind, |_: Request| u64::MAX), "flags too large");
     assert!(failure.text().starts_with("handler's answer does not fit"), "{:?}", failure.text());
 }
 
 fn refused_after_peer_erq(kind: Kind) {
-    let name = kind.name(8, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let conn = PacketConnection::with_handler(transport, config(&name), echo).unwrap();
-    raw.send(&Packet::request(0, 2, 0, 0, b"before".to_vec()).unwrap());
+    raw.send_packet(&Packet::request(0, 2, 0, 0, b"before".to_vec()).unwrap());
     assert_eq!(raw.recv(), Packet::response(0, 2, true, 0, b"before".to_vec()).unwrap());
-    raw.send(&Packet::erq());
-    raw.send(&Packet::request(0, 3, 0, 0, b"after".to_vec()).unwrap());
+    raw.send_packet(&Packet::erq());
+    raw.send_packet(&Packet::request(0, 3, 0, 0, b"after".to_vec()).unwrap());
     assert_eq!(raw.recv(), Packet::response(0, 3, false, 0, b"requests no longer allowed".to_vec()).unwrap());
     // The peer's ERQ ends its requests, not ours.
-    let mut pending = conn.submit(4, 6, b"ours".to_vec()).unwrap();
+    let pending = conn.submit(4, 6, b"ours".to_vec()).unwrap();
     let request = raw.recv();
     assert_eq!(request, Packet::request(0, 2, 4, 6, b"ours".to_vec()).unwrap());
-    raw.send(&Packet::response(0, 2, true, 1, b"answered".to_vec()).unwrap());
-    assert_eq!(expect_ok(wait(&mut pending), "our request"), Response { flags: 1, payload: b"answered".to_vec() });
+    raw.send_packet(&Packet::response(0, 2, true, 1, b"answered".to_vec()).unwrap());
+    assert_eq!(expect_ok(wait(pending), "our request"), Response { flags: 1, payload: b"answered".to_vec() });
     // A clean close on the wire: ERQ, EOF; then the peer's EOF ends it.
     let closing = start_close(conn);
     assert_eq!(raw.recv(), Packet::erq());
     assert_eq!(raw.recv(), Packet::eof());
-    raw.send(&Packet::eof());
+    raw.send_packet(&Packet::eof());
     closing.result().expect("clean close");
     raw.recv_end();
     assert_no_threads(&name);
 }
 
 fn refused_tag_in_use(kind: Kind) {
-    let name = kind.name(9, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let mut gate = Gate::new();
     let conn = PacketConnection::with_handler(transport, config(&name), gate.echo_handler()).unwrap();
-    raw.send(&Packet::request(0, 7, 0, 0, b"first".to_vec()).unwrap());
+    raw.send_packet(&Packet::request(0, 7, 0, 0, b"first".to_vec()).unwrap());
     assert_eq!(gate.wait_started().payload, b"first");
     // Tag 7 is being served: a second request with it is refused at once.
-    raw.send(&Packet::request(0, 7, 0, 0, b"second".to_vec()).unwrap());
+    raw.send_packet(&Packet::request(0, 7, 0, 0, b"second".to_vec()).unwrap());
     assert_eq!(raw.recv(), Packet::response(0, 7, false, 0, b"channel 0: tag already in use: 7".to_vec()).unwrap());
     gate.let_one_through();
     assert_eq!(raw.recv(), Packet::response(0, 7, true, 0, b"first".to_vec()).unwrap());
     // Once answered, the tag may be used again.
     gate.open();
-    raw.send(&Packet::request(0, 7, 0, 0, b"third".to_vec()).unwrap());
+    raw.send_packet(&Packet::request(0, 7, 0, 0, b"third".to_vec()).unwrap());
     assert_eq!(raw.recv(), Packet::response(0, 7, true, 0, b"third".to_vec()).unwrap());
-    raw.send(&Packet::eof());
+    raw.send_packet(&Packet::eof());
     close(conn).expect("close");
     assert_no_threads(&name);
 }
 
 fn refused_unknown_channel(kind: Kind) {
-    let name = kind.name(10, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let conn = PacketConnection::with_handler(transport, config(&name).serve_channel(7), echo).unwrap();
-    raw.send(&Packet::request(5, 0, 0, 0, b"five".to_vec()).unwrap());
+    raw.send_packet(&Packet::request(5, 0, 0, 0, b"five".to_vec()).unwrap());
     assert_eq!(raw.recv(), Packet::response(5, 0, false, 0, b"unknown channel 5".to_vec()).unwrap());
-    raw.send(&Packet::request(7, 0, 0, 0, b"seven".to_vec()).unwrap());
+    raw.send_packet(&Packet::request(7, 0, 0, 0, b"seven".to_vec()).unwrap());
     assert_eq!(raw.recv(), Packet::response(7, 0, true, 0, b"seven".to_vec()).unwrap());
-    raw.send(&Packet::request(0, 2, 0, 0, b"zero".to_vec()).unwrap());
+    raw.send_packet(&Packet::request(0, 2, 0, 0, b"zero".to_vec()).unwrap());
     assert_eq!(raw.recv(), Packet::response(0, 2, true, 0, b"zero".to_vec()).unwrap());
-    raw.send(&Packet::eof());
+    raw.send_packet(&Packet::eof());
     close(conn).expect("close");
     assert_no_threads(&name);
 }
 
 fn refused_no_handler(kind: Kind) {
-    let name = kind.name(11, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let conn = PacketConnection::new(transport, config(&name)).unwrap();
     for tag in [2, 3] {
-        raw.send(&Packet::request(0, tag, 3, 4, b"anyone?".to_vec()).unwrap());
+        raw.send_packet(&Packet::request(0, tag, 3, 4, b"anyone?".to_vec()).unwrap());
         assert_eq!(raw.recv(), Packet::response(0, tag, false, 0, b"no request handler".to_vec()).unwrap());
     }
     // The reader counts a refusal just after queueing it, so only the first
@@ -477,13 +488,13 @@ fn refused_no_handler(kind: Kind) {
     let stats = conn.stats();
     assert_eq!(stats.requests_in, 2);
     assert!(stats.responses_out >= 1, "{stats:?}");
-    raw.send(&Packet::eof());
+    raw.send_packet(&Packet::eof());
     close(conn).expect("close");
     assert_no_threads(&name);
 }
 
 fn tags_per_channel(kind: Kind) {
-    let name = kind.name(12, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let conn = PacketConnection::new(transport, config(&name)).unwrap();
     let mut pending = Vec::new();
@@ -502,16 +513,19 @@ fn tags_per_channel(kind: Kind) {
     }
     assert_eq!(conn.outstanding(), 6);
     // A response to a tag never issued is ignored.
-    raw.send(&Packet::response(0, 99, true, 0, b"stray".to_vec()).unwrap());
-    raw.send(&Packet::response(5, 2, true, 0, b"stray".to_vec()).unwrap());
+    raw.send_packet(&Packet::response(0, 99, true, 0, b"stray".to_vec()).unwrap());
+    raw.send_packet(&Packet::response(5, 2, true, 0, b"stray".to_vec()).unwrap());
     // Answer in reverse order, each with its own flags and payload.
     for request in requests.iter().rev() {
         let payload = [b"re:".as_slice(), request.payload()].concat();
-        raw.send(&Packet::response(request.channel(), request.tag(), true, request.tag() + 100, payload).unwrap());
+        raw.send_packet(
+            &Packet::response(request.channel(), request.tag(), true, request.tag() + 100, payload).unwrap(),
+        );
     }
-    for (i, mut p) in pending.into_iter().enumerate() {
-        let answer = expect_ok(wait(&mut p), "tagged request");
-        assert_eq!(answer.flags, p.tag() + 100);
+    for (i, p) in pending.into_iter().enumerate() {
+        let tag = p.tag();
+        let answer = expect_ok(wait(p), "tagged request");
+        assert_eq!(answer.flags, tag + 100);
         assert_eq!(answer.payload, format!("re:q{i}").into_bytes());
     }
     assert_eq!(conn.outstanding(), 0);
@@ -522,13 +536,13 @@ fn tags_per_channel(kind: Kind) {
     let p = conn.submit(0, 0, Vec::new()).unwrap();
     assert_eq!((p.channel(), p.tag()), (0, 5));
     drop(p);
-    raw.send(&Packet::eof());
+    raw.send_packet(&Packet::eof());
     close(conn).expect("close");
     assert_no_threads(&name);
 }
 
 fn peer_dies_mid_request(kind: Kind) {
-    let name = kind.name(13, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let conn = Arc::new(PacketConnection::new(transport, config(&name)).unwrap());
     // Three callers, each on its own thread, each waiting for its answer.
@@ -537,7 +551,7 @@ fn peer_dies_mid_request(kind: Kind) {
     for i in 0..3u8 {
         let (conn, result_tx, submitted_tx) = (Arc::clone(&conn), result_tx.clone(), submitted_tx.clone());
         thread::spawn(move || {
-            let mut pending = conn.submit(0, 0, vec![i]).expect("submit");
+            let pending = conn.submit(0, 0, vec![i]).expect("submit");
             drop(conn);
             let _ = submitted_tx.send(());
             let _ = result_tx.send(pending.wait_timeout(Duration::from_secs(5)));
@@ -554,25 +568,27 @@ fn peer_dies_mid_request(kind: Kind) {
     }
     // The connection knows it has ended.
     let ended = conn.join_recv_timeout(LONG);
-    assert!(!matches!(ended, Err(Error::Timeout)), "{ended:?}");
+    assert!(!matches!(ended, Err(JoinTimeoutError::Timeout)), "{ended:?}");
     let refused = conn.submit_timeout(0, 0, 0, Vec::new(), LONG);
-    assert!(matches!(refused, Err(ref e) if e.is_connection_error()), "{refused:?}");
+    assert!(matches!(refused, Err(SubmitTimeoutError::Connection(_))), "{refused:?}");
     let conn = Arc::try_unwrap(conn).expect("callers let go");
     let _ = close(conn);
     assert_no_threads(&name);
 }
 
 fn peer_eof_fails_waiting_requests(kind: Kind) {
-    let name = kind.name(30, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let conn = PacketConnection::new(transport, config(&name)).unwrap();
-    let mut pending = conn.submit(0, 0, b"unanswered".to_vec()).unwrap();
+    let pending = conn.submit(0, 0, b"unanswered".to_vec()).unwrap();
     raw.recv();
     // The peer says EOF but keeps its stream open.
-    raw.send(&Packet::eof());
-    assert!(matches!(wait(&mut pending), Err(Error::Closed)));
+    raw.send_packet(&Packet::eof());
+    let peer_closed = |error: &ConnectionError| matches!(error, ConnectionError::PeerClosed { reason: None });
+    assert!(matches!(wait(pending), Err(Error::Connection(ref e)) if peer_closed(e)));
     assert!(matches!(conn.join_recv_timeout(LONG), Ok(())));
-    assert!(matches!(conn.submit_timeout(0, 0, 0, Vec::new(), LONG), Err(Error::Closed)));
+    let refused = conn.submit_timeout(0, 0, 0, Vec::new(), LONG);
+    assert!(matches!(refused, Err(SubmitTimeoutError::Connection(ref e)) if peer_closed(e)), "{refused:?}");
     assert_eq!(conn.outstanding(), 0);
     let closing = start_close(conn);
     assert_eq!(raw.recv(), Packet::erq());
@@ -582,58 +598,66 @@ fn peer_eof_fails_waiting_requests(kind: Kind) {
 }
 
 fn too_many_incoming_ends_connection(kind: Kind) {
-    let name = kind.name(31, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let mut gate = Gate::new();
     let conn = PacketConnection::with_handler(transport, config(&name).max_incoming(2), gate.echo_handler()).unwrap();
-    raw.send(&Packet::request(0, 2, 0, 0, b"one".to_vec()).unwrap());
-    raw.send(&Packet::request(0, 3, 0, 0, b"two".to_vec()).unwrap());
+    raw.send_packet(&Packet::request(0, 2, 0, 0, b"one".to_vec()).unwrap());
+    raw.send_packet(&Packet::request(0, 3, 0, 0, b"two".to_vec()).unwrap());
     gate.wait_started();
     gate.wait_started();
-    raw.send(&Packet::request(0, 4, 0, 0, b"three".to_vec()).unwrap());
+    raw.send_packet(&Packet::request(0, 4, 0, 0, b"three".to_vec()).unwrap());
     let ended = conn.join_recv_timeout(LONG);
-    assert!(matches!(ended, Err(Error::Protocol(ProtocolError::TooManyIncoming { limit: 2 }))), "{ended:?}");
+    assert!(
+        matches!(ended, Err(JoinTimeoutError::Connection(ConnectionError::TooManyIncoming { limit: 2 }))),
+        "{ended:?}"
+    );
     gate.open();
-    let closed = close(conn);
-    assert!(matches!(closed, Err(Error::Protocol(ProtocolError::TooManyIncoming { .. }))), "{closed:?}");
+    let closed = close(conn).unwrap_err();
+    assert!(
+        matches!(closed.problem(), CloseProblem::Connection(ConnectionError::TooManyIncoming { limit: 2 })),
+        "{closed:?}"
+    );
     assert_no_threads(&name);
 }
 
 fn malformed_control_packet_ends_connection(kind: Kind) {
-    let name = kind.name(14, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let conn = PacketConnection::new(transport, config(&name)).unwrap();
-    let mut pending = conn.submit(0, 0, Vec::new()).unwrap();
+    let pending = conn.submit(0, 0, Vec::new()).unwrap();
     raw.recv();
     // Wire type 0 with tag 5: neither EOF nor ERQ.
     raw.send_bytes(&[0x03, 0x05, 0x02, 0x00]);
     let expected = ProtocolError::BadControlPacket { channel: 0, tag: 5 };
-    assert!(matches!(wait(&mut pending), Err(Error::Protocol(ref e)) if *e == expected));
-    assert!(matches!(conn.join_recv_timeout(LONG), Err(Error::Protocol(ref e)) if *e == expected));
-    let closed = close(conn);
-    assert!(matches!(closed, Err(Error::Protocol(ref e)) if *e == expected), "{closed:?}");
+    let is_expected = |error: &ConnectionError| matches!(error, ConnectionError::Protocol(e) if *e == expected);
+    assert!(matches!(wait(pending), Err(Error::Connection(ref e)) if is_expected(e)));
+    assert!(matches!(conn.join_recv_timeout(LONG), Err(JoinTimeoutError::Connection(ref e)) if is_expected(e)));
+    let closed = close(conn).unwrap_err();
+    assert!(matches!(closed.problem(), CloseProblem::Connection(e) if is_expected(e)), "{closed:?}");
     assert_no_threads(&name);
 }
 
 fn oversized_packet_ends_connection(kind: Kind) {
-    let name = kind.name(15, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let conn = PacketConnection::new(transport, config(&name).max_packet_size(64)).unwrap();
-    let mut pending = conn.submit(0, 0, Vec::new()).unwrap();
+    let pending = conn.submit(0, 0, Vec::new()).unwrap();
     let request = raw.recv();
-    raw.send(&Packet::response(0, request.tag(), true, 0, vec![1u8; 100]).unwrap());
-    let result = wait(&mut pending);
-    assert!(matches!(result, Err(Error::Protocol(ProtocolError::PacketTooLarge { len: 102, max: 64 }))), "{result:?}");
+    raw.send_packet(&Packet::response(0, request.tag(), true, 0, vec![1u8; 100]).unwrap());
+    let result = wait(pending);
+    let too_large = ConnectionError::Protocol(ProtocolError::PacketTooLarge { len: 102, max: 64 });
+    assert!(matches!(result, Err(Error::Connection(ref e)) if e.to_string() == too_large.to_string()), "{result:?}");
     let _ = close(conn);
     assert_no_threads(&name);
 }
 
 fn close_waits_for_running_handlers(kind: Kind) {
-    let name = kind.name(16, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let mut gate = Gate::new();
     let conn = PacketConnection::with_handler(transport, config(&name), gate.echo_handler()).unwrap();
-    raw.send(&Packet::request(0, 2, 0, 0, b"slow".to_vec()).unwrap());
+    raw.send_packet(&Packet::request(0, 2, 0, 0, b"slow".to_vec()).unwrap());
     gate.wait_started();
     let closing = start_close(conn);
     // Close says ERQ at once, but holds EOF back until the handler answers.
@@ -642,7 +666,7 @@ fn close_waits_for_running_handlers(kind: Kind) {
     gate.open();
     assert_eq!(raw.recv(), Packet::response(0, 2, true, 0, b"slow".to_vec()).unwrap());
     assert_eq!(raw.recv(), Packet::eof());
-    raw.send(&Packet::eof());
+    raw.send_packet(&Packet::eof());
     closing.result().expect("clean close");
     assert_no_threads(&name);
 }
@@ -651,20 +675,26 @@ fn close_server_with_handler_blocked(kind: Kind) {
     let mut gate = Gate::new();
     let (client, server) = pair_with(
         kind,
-        config(&kind.name(17, 'c')),
-        config(&kind.name(17, 's')).close_timeout(Duration::from_millis(200)),
+        config(&kind.name('c')),
+        config(&kind.name('s')).close_timeout(Duration::from_millis(200)),
         gate.echo_handler(),
     );
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
-    let mut pending = client.submit(0, 0, b"stuck".to_vec()).unwrap();
+    let pending = client.submit(0, 0, b"stuck".to_vec()).unwrap();
     gate.wait_started();
     let closed = close(server);
-    match closed {
-        Err(Error::CloseTimeout(what)) => assert!(what.contains(&format!("{s}-worker-")), "{what}"),
-        other => panic!("closing with a handler stuck: expected CloseTimeout, got {other:?}"),
+    match closed.as_ref().map_err(|error| error.problem()) {
+        Err(CloseProblem::TimedOut(what)) => assert!(what.contains(&format!("{s}-worker-")), "{what}"),
+        other => panic!("closing with a handler stuck: expected a timeout, got {other:?}"),
     }
+    let error = closed.unwrap_err();
+    assert!(error.is_timeout());
+    let report = error.report();
+    assert_eq!(report.step(CloseStep::DrainHandlers).outcome, StepOutcome::TimedOut, "{report}");
+    assert!(report.step(CloseStep::DrainHandlers).took >= Duration::from_millis(150), "{report}");
+    assert!(!report.is_clean());
     // The caller learns that no answer will come.
-    expect_connection_error(wait(&mut pending), "caller of a closed server");
+    expect_connection_error(wait(pending), "caller of a closed server");
     gate.open();
     let _ = close(client);
     assert_no_threads(&c);
@@ -675,8 +705,8 @@ fn close_client_with_request_in_flight(kind: Kind) {
     let mut gate = Gate::new();
     let (client, server) = pair_with(
         kind,
-        config(&kind.name(18, 'c')).close_timeout(Duration::from_millis(200)),
-        config(&kind.name(18, 's')),
+        config(&kind.name('c')).close_timeout(Duration::from_millis(200)),
+        config(&kind.name('s')),
         gate.echo_handler(),
     );
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
@@ -686,7 +716,7 @@ fn close_client_with_request_in_flight(kind: Kind) {
     {
         let client = Arc::clone(&client);
         thread::spawn(move || {
-            let mut pending = client.submit(0, 0, b"in flight".to_vec()).expect("submit");
+            let pending = client.submit(0, 0, b"in flight".to_vec()).expect("submit");
             drop(client);
             let _ = released_tx.send(());
             let _ = tx.send(pending.wait_timeout(LONG));
@@ -704,7 +734,7 @@ fn close_client_with_request_in_flight(kind: Kind) {
 }
 
 fn drop_without_close(kind: Kind) {
-    let (client, server) = pair(kind, 19, echo);
+    let (client, server) = pair(kind, echo);
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
     assert_eq!(expect_ok(client.call_timeout(0, 0, b"x".to_vec(), LONG), "call").payload, b"x");
     // Dropped at the same time, each waits for the other's EOF.
@@ -729,8 +759,8 @@ fn drop_one_after_the_other(kind: Kind) {
     let quick = Duration::from_millis(200);
     let (client, server) = pair_with(
         kind,
-        config(&kind.name(20, 'c')).close_timeout(quick),
-        config(&kind.name(20, 's')).close_timeout(quick),
+        config(&kind.name('c')).close_timeout(quick),
+        config(&kind.name('s')).close_timeout(quick),
         echo,
     );
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
@@ -745,21 +775,22 @@ fn drop_one_after_the_other(kind: Kind) {
 
 fn wait_try_wait_and_cancel(kind: Kind) {
     let mut gate = Gate::new();
-    let (client, server) = pair(kind, 21, gate.echo_handler());
+    let (client, server) = pair(kind, gate.echo_handler());
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
 
-    let mut pending = client.submit(0, 0, b"one".to_vec()).unwrap();
+    let pending = client.submit(0, 0, b"one".to_vec()).unwrap();
     gate.wait_started();
-    assert!(pending.try_wait().is_none());
+    let Err(TryWaitError::NotReady(pending)) = pending.try_wait() else { panic!("answered before the gate") };
     assert!(!pending.is_ready());
-    assert!(matches!(pending.wait_timeout(SHORT), Err(Error::Timeout)));
-    assert!(matches!(pending.wait_deadline(Instant::now() + SHORT), Err(Error::Timeout)));
+    // A wait that times out hands the request back, still in flight.
+    let Err(WaitTimeoutError::Timeout(pending)) = pending.wait_timeout(SHORT) else { panic!("answered early") };
+    let Err(WaitTimeoutError::Timeout(pending)) = pending.wait_deadline(Instant::now() + SHORT) else {
+        panic!("answered early")
+    };
+    assert_eq!((pending.channel(), pending.tag()), (0, 2));
     assert_eq!(client.outstanding(), 1, "a timed-out wait leaves the request in flight");
     gate.let_one_through();
-    assert_eq!(expect_ok(wait(&mut pending), "after the gate").payload, b"one");
-    assert!(matches!(pending.try_wait(), Some(Err(Error::AlreadyTaken))));
-    assert!(matches!(pending.wait_timeout(SHORT), Err(Error::AlreadyTaken)));
-    drop(pending);
+    assert_eq!(expect_ok(wait(pending), "after the gate").payload, b"one");
 
     // try_wait picks up an answer that has arrived.
     let mut pending = client.submit(0, 0, b"two".to_vec()).unwrap();
@@ -767,8 +798,9 @@ fn wait_try_wait_and_cancel(kind: Kind) {
     gate.let_one_through();
     let deadline = Instant::now() + LONG;
     let answer = loop {
-        if let Some(result) = pending.try_wait() {
-            break result;
+        match pending.try_wait() {
+            Err(TryWaitError::NotReady(again)) => pending = again,
+            result => break result,
         }
         assert!(Instant::now() < deadline, "no answer within {LONG:?}");
         thread::yield_now();
@@ -794,7 +826,7 @@ fn wait_try_wait_and_cancel(kind: Kind) {
 }
 
 fn submit_timeout_on_full_queue(kind: Kind) {
-    let name = kind.name(22, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let conn = Arc::new(PacketConnection::new(transport, config(&name).send_queue(1)).unwrap());
     // A payload larger than every buffer between us and a peer that does not
@@ -817,28 +849,31 @@ fn submit_timeout_on_full_queue(kind: Kind) {
         assert!(Instant::now() < deadline, "the send queue never filled up");
         match conn.submit_timeout(0, 0, 0, b"small".to_vec(), SHORT) {
             Ok(pending) => queued.push(pending),
-            Err(Error::Timeout) => break,
+            Err(SubmitTimeoutError::Timeout(payload)) => {
+                assert_eq!(payload, b"small", "a timed-out submit hands its payload back");
+                break;
+            }
             Err(error) => panic!("submit_timeout: expected Ok or Timeout, got {error:?}"),
         }
     }
     let started = Instant::now();
     let refused = conn.submit_timeout(0, 0, 0, b"no room".to_vec(), SHORT);
-    assert!(matches!(refused, Err(Error::Timeout)), "{refused:?}");
+    assert!(matches!(refused, Err(SubmitTimeoutError::Timeout(ref payload)) if payload == b"no room"), "{refused:?}");
     assert!(started.elapsed() >= SHORT);
     let refused = conn.call_timeout(0, 0, b"no room either".to_vec(), SHORT);
-    assert!(matches!(refused, Err(Error::Timeout)), "{refused:?}");
+    assert!(matches!(refused, Err(CallTimeoutError::Timeout)), "{refused:?}");
     assert_eq!(conn.outstanding(), queued.len() + 1, "timed-out submits leave nothing behind");
     assert!(conn.stats().requests_out >= queued.len() as u64);
     // The peer goes away: the blocked write fails, and every request with it.
     raw.hang_up();
     match big.recv_timeout(LONG).expect("the big submit returned") {
-        Ok(mut pending) => {
-            expect_connection_error(wait(&mut pending), "big request");
+        Ok(pending) => {
+            expect_connection_error(wait(pending), "big request");
         }
-        Err(error) => assert!(error.is_connection_error(), "big submit: {error:?}"),
+        Err(error) => assert!(matches!(error, SubmitError::Connection(_)), "big submit: {error:?}"),
     }
-    for mut pending in queued {
-        expect_connection_error(wait(&mut pending), "queued request");
+    for pending in queued {
+        expect_connection_error(wait(pending), "queued request");
     }
     let conn = Arc::try_unwrap(conn).expect("the helper let go");
     let _ = close(conn);
@@ -849,7 +884,7 @@ fn submit_timeout_bounded_when_peer_stalls(kind: Kind) {
     // A peer that reads nothing, and one large request to it: submit_timeout
     // may queue it or give up, but must return within its timeout (give or
     // take scheduling), not wait for the peer to read.
-    let name = kind.name(32, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let conn = Arc::new(PacketConnection::new(transport, config(&name)).unwrap());
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -872,10 +907,10 @@ fn submit_timeout_bounded_when_peer_stalls(kind: Kind) {
         }
     };
     match result {
-        Ok(mut pending) => {
-            expect_connection_error(wait(&mut pending), "large request after the peer hung up");
+        Ok(pending) => {
+            expect_connection_error(wait(pending), "large request after the peer hung up");
         }
-        Err(error) => assert!(matches!(error, Error::Timeout), "{error:?}"),
+        Err(error) => assert!(matches!(error, SubmitTimeoutError::Timeout(_)), "{error:?}"),
     }
     let conn = Arc::try_unwrap(conn).expect("the helper let go");
     let _ = close(conn);
@@ -884,11 +919,11 @@ fn submit_timeout_bounded_when_peer_stalls(kind: Kind) {
 
 fn call_timeout_cancels(kind: Kind) {
     let mut gate = Gate::new();
-    let (client, server) = pair(kind, 23, gate.echo_handler());
+    let (client, server) = pair(kind, gate.echo_handler());
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
     let started = Instant::now();
     let result = client.call_timeout(0, 0, b"slow".to_vec(), SHORT);
-    assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
+    assert!(matches!(result, Err(CallTimeoutError::Timeout)), "{result:?}");
     assert!(started.elapsed() >= SHORT);
     gate.wait_started();
     assert_eq!(client.outstanding(), 0, "a timed-out call is cancelled");
@@ -901,20 +936,21 @@ fn call_timeout_cancels(kind: Kind) {
 
 fn end_requests_stops_new_requests_only(kind: Kind) {
     let mut gate = Gate::new();
-    let (a_name, b_name) = (kind.name(24, 'a'), kind.name(24, 'b'));
+    let (a_name, b_name) = (kind.name('a'), kind.name('b'));
     let (ta, tb) = transport_pair(kind);
     let a =
         PacketConnection::with_handler(ta, config(&a_name), |rq: Request| [b"a:", &rq.payload[..]].concat()).unwrap();
     let b = PacketConnection::with_handler(tb, config(&b_name), gate.echo_handler()).unwrap();
-    let mut in_flight = a.submit(0, 0, b"before".to_vec()).unwrap();
+    let in_flight = a.submit(0, 0, b"before".to_vec()).unwrap();
     gate.wait_started();
     a.end_requests().expect("end_requests");
-    assert!(matches!(a.submit(0, 0, Vec::new()), Err(Error::Closed)));
-    assert!(matches!(a.call_timeout(0, 0, Vec::new(), LONG), Err(Error::Closed)));
-    assert!(matches!(a.submit_on(3, 0, 0, Vec::new()), Err(Error::Closed)));
+    assert!(matches!(a.submit(0, 0, Vec::new()), Err(SubmitError::Connection(ConnectionError::Closed))));
+    let refused = a.call_timeout(0, 0, Vec::new(), LONG);
+    assert!(matches!(refused, Err(CallTimeoutError::Connection(ConnectionError::Closed))), "{refused:?}");
+    assert!(matches!(a.submit_on(3, 0, 0, Vec::new()), Err(SubmitError::Connection(ConnectionError::Closed))));
     // What was in flight is still answered, and the peer may still ask.
     gate.open();
-    assert_eq!(expect_ok(wait(&mut in_flight), "in flight").payload, b"before");
+    assert_eq!(expect_ok(wait(in_flight), "in flight").payload, b"before");
     assert_eq!(expect_ok(b.call_timeout(0, 0, b"b asks".to_vec(), LONG), "peer's call").payload, b"a:b asks");
     close_both_ok(a, b);
     assert_no_threads(&a_name);
@@ -922,9 +958,9 @@ fn end_requests_stops_new_requests_only(kind: Kind) {
 }
 
 fn join_recv_waits_for_peer_eof(kind: Kind) {
-    let (client, server) = pair(kind, 25, echo);
+    let (client, server) = pair(kind, echo);
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
-    assert!(matches!(server.join_recv_timeout(SHORT), Err(Error::Timeout)));
+    assert!(matches!(server.join_recv_timeout(SHORT), Err(JoinTimeoutError::Timeout)));
     let server = Arc::new(server);
     let (tx, joined) = crossbeam_channel::bounded(1);
     {
@@ -949,12 +985,12 @@ fn join_recv_waits_for_peer_eof(kind: Kind) {
 fn stats_count_traffic(kind: Kind) {
     const CALLS: u64 = 16;
     let (client, server) =
-        pair_with(kind, config(&kind.name(26, 'c')), config(&kind.name(26, 's')).workers(1), transform_handler);
+        pair_with(kind, config(&kind.name('c')), config(&kind.name('s')).workers(1), transform_handler);
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
     let fresh = client.stats();
     assert_eq!((fresh.requests_out, fresh.responses_in, fresh.packets_in, fresh.bytes_in), (0, 0, 0, 0));
     let payload = b"0123456789".to_vec();
-    let request_len = packetstream::codec::encoded_len(&Packet::request(0, 2, 1, 0, payload.clone()).unwrap());
+    let request_len = packetstream::wire::encoded_len(&Packet::request(0, 2, 1, 0, payload.clone()).unwrap());
     for i in 0..CALLS {
         expect_ok(client.call_timeout(1, 0, payload.clone(), LONG), &format!("call {i}"));
     }
@@ -970,7 +1006,7 @@ fn stats_count_traffic(kind: Kind) {
     assert!(cs.bytes_out >= (CALLS - 1) * request_len as u64, "{cs:?}");
     assert!(cs.write_calls >= CALLS - 1, "{cs:?}");
     let response = Packet::response(0, 2, true, 0x5a, transform(1, &payload)).unwrap();
-    assert!(cs.bytes_in >= CALLS * packetstream::codec::encoded_len(&response) as u64, "{cs:?}");
+    assert!(cs.bytes_in >= CALLS * packetstream::wire::encoded_len(&response) as u64, "{cs:?}");
     assert_eq!(ss.requests_in, CALLS);
     assert_eq!(ss.responses_in, 0);
     assert!(ss.bytes_in >= CALLS * request_len as u64, "{ss:?}");
@@ -981,7 +1017,7 @@ fn stats_count_traffic(kind: Kind) {
 }
 
 fn streams_given_back_after_close(kind: Kind) {
-    let (client, server) = pair(kind, 27, echo);
+    let (client, server) = pair(kind, echo);
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
     assert_eq!(expect_ok(client.call_timeout(0, 0, b"x".to_vec(), LONG), "call").payload, b"x");
     let (a, b) = close_both_ok(client, server);
@@ -1004,11 +1040,18 @@ fn streams_given_back_after_close(kind: Kind) {
             let (b_read, b_write) = b.into_streams::<TcpStream, TcpStream>().expect("sockets back");
             still_connected(a_read, a_write, b_read, b_write);
         }
+        Kind::Memory => {
+            use packetstream::{MemoryReader, MemoryWriter};
+            let (a_read, a_write) = a.into_streams::<MemoryReader, MemoryWriter>().expect("memory back");
+            let (b_read, b_write) = b.into_streams::<MemoryReader, MemoryWriter>().expect("memory back");
+            still_connected(a_read, a_write, b_read, b_write);
+        }
     }
     assert_no_threads(&c);
     assert_no_threads(&s);
     // Asked for the wrong types, nothing comes back.
-    let (client, server) = pair(kind, 27, echo);
+    let (client, server) = pair(kind, echo);
+    let (c, s) = (client.name().to_owned(), server.name().to_owned());
     let (a, _b) = close_both_ok(client, server);
     assert!(a.into_streams::<std::fs::File, std::fs::File>().is_none());
     assert_no_threads(&c);
@@ -1036,7 +1079,7 @@ where
 }
 
 fn flags_too_large_are_refused(kind: Kind) {
-    let (client, server) = pair(kind, 28, |rq: Request| -> Result<(u64, Vec<u8>), String> {
+    let (client, server) = pair(kind, |rq: Request| -> Result<(u64, Vec<u8>), String> {
         match rq.rq_type {
             0 => Ok((rq.flags, Vec::new())),
             _ => Err(format!("flags {} type {}", rq.flags, rq.rq_type)),
@@ -1044,12 +1087,25 @@ fn flags_too_large_are_refused(kind: Kind) {
     });
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
     let too_large = MAX_REQUEST_FLAGS + 1;
-    let is_too_large = |r: &Result<Pending, Error>| matches!(r, Err(Error::FlagsTooLarge { flags, max }) if *flags == too_large && *max == MAX_REQUEST_FLAGS);
+    let flags_refused = InvalidRequest::TooLarge(ValueTooLarge::Flags { flags: too_large, max: MAX_REQUEST_FLAGS });
+    let is_too_large =
+        |r: &Result<Pending, SubmitError>| matches!(r, Err(SubmitError::Invalid(e)) if *e == flags_refused);
     assert!(is_too_large(&client.submit(0, too_large, Vec::new())));
     assert!(is_too_large(&client.submit_on(4, 0, too_large, Vec::new())));
-    assert!(is_too_large(&client.submit_timeout(0, 0, too_large, Vec::new(), LONG)));
-    assert!(matches!(client.call_timeout(0, u64::MAX, Vec::new(), LONG), Err(Error::FlagsTooLarge { .. })));
-    assert!(matches!(client.submit(MAX_RQ_TYPE + 1, 0, Vec::new()), Err(Error::RqTypeTooLarge(t)) if t == u64::MAX));
+    let timed = client.submit_timeout(0, 0, too_large, Vec::new(), LONG);
+    assert!(matches!(timed, Err(SubmitTimeoutError::Invalid(e)) if e == flags_refused), "{timed:?}");
+    let called = client.call_timeout(0, u64::MAX, Vec::new(), LONG);
+    assert!(
+        matches!(called, Err(CallTimeoutError::Invalid(InvalidRequest::TooLarge(ValueTooLarge::Flags { .. })))),
+        "{called:?}"
+    );
+    let rq_type = client.submit(MAX_RQ_TYPE + 1, 0, Vec::new());
+    let rq_type_refused = InvalidRequest::TooLarge(ValueTooLarge::RqType(u64::MAX));
+    assert!(matches!(rq_type, Err(SubmitError::Invalid(e)) if e == rq_type_refused), "{rq_type:?}");
+    // The channels of the extensions are not the application's.
+    let control = packetstream::ext::CONTROL_CHANNEL;
+    let reserved = client.submit_on(control, 0, 0, Vec::new());
+    assert!(matches!(reserved, Err(SubmitError::Invalid(InvalidRequest::ReservedChannel(c))) if c == control));
     assert_eq!(client.outstanding(), 0);
     assert_eq!(client.stats().requests_out, 0, "nothing was sent");
     // The largest values do travel.
@@ -1079,7 +1135,7 @@ fn reader_stuck_in_a_handler_is_relieved(kind: Kind) {
         }
         Ok(thread::current().name().unwrap_or_default().as_bytes().to_vec())
     };
-    let (client, server) = pair(kind, 33, handler);
+    let (client, server) = pair(kind, handler);
     let (c, s) = (client.name().to_owned(), server.name().to_owned());
     // Quick requests run on the reader once the workers are idle.
     let deadline = Instant::now() + LONG;
@@ -1087,11 +1143,11 @@ fn reader_stuck_in_a_handler_is_relieved(kind: Kind) {
     while !on_reader(&expect_ok(client.call_timeout(WHO, 0, Vec::new(), LONG), "who")) {
         assert!(Instant::now() < deadline, "no request ran on the reader");
     }
-    let mut waiting = client.submit(WAIT, 0, Vec::new()).unwrap();
-    let mut release = client.submit(RELEASE, 0, Vec::new()).unwrap();
-    let released = expect_ok(wait(&mut release), "release");
+    let waiting = client.submit(WAIT, 0, Vec::new()).unwrap();
+    let release = client.submit(RELEASE, 0, Vec::new()).unwrap();
+    let released = expect_ok(wait(release), "release");
     assert!(released.payload.windows(7).any(|w| w == b"-worker"), "{released:?}");
-    let waited = expect_ok(wait(&mut waiting), "the request that waited");
+    let waited = expect_ok(wait(waiting), "the request that waited");
     assert!(on_reader(&waited), "{waited:?}");
     // Reading goes on, and quick requests are served as before.
     for i in 0..100u64 {
@@ -1105,7 +1161,7 @@ fn reader_stuck_in_a_handler_is_relieved(kind: Kind) {
 /// Requests held back to leave with others (more than a few in flight, no
 /// caller waiting) still leave by themselves, within the packet grace.
 fn held_back_requests_leave_without_a_wait(kind: Kind) {
-    let name = kind.name(34, 'c');
+    let name = kind.name('c');
     let (transport, mut raw) = raw_pair(kind);
     let conn = PacketConnection::new(transport, config(&name)).unwrap();
     let pending: Vec<Pending> = (0..10u64).map(|i| conn.submit(0, i, vec![i as u8]).unwrap()).collect();
@@ -1116,21 +1172,21 @@ fn held_back_requests_leave_without_a_wait(kind: Kind) {
         tags.push(packet.tag());
     }
     for (i, tag) in tags.into_iter().enumerate() {
-        raw.send(&Packet::response(0, tag, true, 0, vec![i as u8]).unwrap());
+        raw.send_packet(&Packet::response(0, tag, true, 0, vec![i as u8]).unwrap());
     }
-    for (i, mut p) in pending.into_iter().enumerate() {
-        assert_eq!(expect_ok(wait(&mut p), "held-back request").payload, [i as u8]);
+    for (i, p) in pending.into_iter().enumerate() {
+        assert_eq!(expect_ok(wait(p), "held-back request").payload, [i as u8]);
     }
     let closing = start_close(conn);
     assert_eq!(raw.recv(), Packet::erq());
     assert_eq!(raw.recv(), Packet::eof());
-    raw.send(&Packet::eof());
+    raw.send_packet(&Packet::eof());
     closing.result().expect("clean close");
     assert_no_threads(&name);
 }
 
 /// Generates one `#[test]` per scenario and transport kind, in modules
-/// `pipe`, `unix` and `tcp`. A scenario written `name [ignore = "why"]` is
+/// `pipe`, `unix`, `tcp` and `memory`. A scenario written `name [ignore = "why"]` is
 /// generated with `#[ignore = "why"]`.
 macro_rules! over_all_transports {
     ($($scenario:ident $([ignore = $why:literal])?),* $(,)?) => {
@@ -1142,6 +1198,9 @@ macro_rules! over_all_transports {
         }
         mod tcp {
             $( #[test] $(#[ignore = $why])? fn $scenario() { super::$scenario(super::Kind::Tcp) } )*
+        }
+        mod memory {
+            $( #[test] $(#[ignore = $why])? fn $scenario() { super::$scenario(super::Kind::Memory) } )*
         }
     };
 }
@@ -1182,3 +1241,251 @@ over_all_transports!(
     reader_stuck_in_a_handler_is_relieved,
     held_back_requests_leave_without_a_wait,
 );
+
+// ---------------------------------------------------------------------------
+// The extension mechanism, between two connections of this crate.
+
+mod extensions {
+    use super::*;
+    use packetstream::ext::negotiation::{PlainReason, State};
+    use packetstream::ext::{Feature, Features};
+    use packetstream::CloseOptions;
+
+    fn on(name: &str) -> ConfigBuilder {
+        config(name).extensions(true)
+    }
+
+    fn quit() -> Features {
+        Features::NONE.with(Feature::Quit)
+    }
+
+    #[test]
+    fn both_on_agree_and_the_quit_reason_reaches_the_peer() {
+        for kind in Kind::ALL {
+            let (client, server) = pair_with(kind, on(&kind.name('c')), on(&kind.name('s')), echo);
+            let (c, s) = (client.name().to_owned(), server.name().to_owned());
+            assert_eq!(client.wait_extensions(LONG), State::Agreed(quit()), "{kind:?}");
+            assert_eq!(server.wait_extensions(LONG), State::Agreed(quit()), "{kind:?}");
+            assert_eq!(expect_ok(client.call_timeout(0, 3, b"plain".to_vec(), LONG), "call").payload, b"plain");
+            let closing = {
+                let options = CloseOptions::new().reason("maintenance window");
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                thread::spawn(move || {
+                    let _ = tx.send(client.close_with(options));
+                });
+                rx
+            };
+            server.join_recv_timeout(LONG).expect("the client's clean end");
+            assert_eq!(server.peer_quit_reason().as_deref(), Some("maintenance window"));
+            let finished = close(server).expect("server close");
+            assert_eq!(finished.peer_quit_reason(), Some("maintenance window"));
+            assert_eq!(finished.report().step(CloseStep::Quit).outcome, StepOutcome::Skipped);
+            let finished = closing.recv_timeout(LONG).expect("client close returned").expect("client close");
+            assert_eq!(finished.report().step(CloseStep::Quit).outcome, StepOutcome::Done);
+            assert!(finished.report().is_clean(), "{}", finished.report());
+            assert_eq!(finished.peer_quit_reason(), None);
+            assert_no_threads(&c);
+            assert_no_threads(&s);
+        }
+    }
+
+    #[test]
+    fn one_side_off_means_plain_mode_both_ways() {
+        for kind in Kind::ALL {
+            for client_on in [true, false] {
+                let (client_config, server_config) = if client_on {
+                    (on(&kind.name('c')), config(&kind.name('s')))
+                } else {
+                    (config(&kind.name('c')), on(&kind.name('s')))
+                };
+                let (client, server) = pair_with(kind, client_config, server_config, echo);
+                let (c, s) = (client.name().to_owned(), server.name().to_owned());
+                let (on_side, off_side) = if client_on { (&client, &server) } else { (&server, &client) };
+                let refused = format!("unknown channel {}", packetstream::ext::CONTROL_CHANNEL);
+                assert_eq!(on_side.wait_extensions(LONG), State::Plain(PlainReason::Refused(refused)), "{kind:?}");
+                assert_eq!(off_side.extensions(), State::Off);
+                // Requests carry on as before, both ways.
+                assert_eq!(expect_ok(client.call_timeout(0, 1, b"still".to_vec(), LONG), "call").payload, b"still");
+                // The probe is not the application's: no request counted on either side.
+                assert_eq!(server.stats().requests_in, 1);
+                assert_eq!(client.stats().requests_in, 0);
+                // A reason to a peer without the extension: an ordinary close.
+                let closing = thread::spawn(move || client.close_with(CloseOptions::new().reason("unheard")));
+                let server_finished = close(server).expect("server close");
+                let client_finished = closing.join().expect("close thread").expect("client close");
+                assert_eq!(server_finished.peer_quit_reason(), None);
+                assert_eq!(client_finished.report().step(CloseStep::Quit).outcome, StepOutcome::Skipped);
+                assert_no_threads(&c);
+                assert_no_threads(&s);
+            }
+        }
+    }
+
+    /// The probe as it travels: a request on the control channel with the
+    /// hello, which a raw peer can answer as it likes.
+    fn probed(kind: Kind) -> (PacketConnection, RawPeer, Packet) {
+        let (transport, mut raw) = raw_pair(kind);
+        let conn = PacketConnection::with_handler(transport, on(&kind.name('c')), echo).unwrap();
+        let probe = raw.recv();
+        let control = packetstream::ext::CONTROL_CHANNEL;
+        assert_eq!(probe, Packet::request(control, 0, 0, 0, b"PSX\x01\x01\x04quit\x01".to_vec()).unwrap());
+        (conn, raw, probe)
+    }
+
+    fn close_raw(conn: PacketConnection, mut raw: RawPeer) {
+        let name = conn.name().to_owned();
+        let closing = start_close(conn);
+        assert_eq!(raw.recv(), Packet::erq());
+        assert_eq!(raw.recv(), Packet::eof());
+        raw.send_packet(&Packet::eof());
+        closing.result().expect("clean close");
+        assert_no_threads(&name);
+    }
+
+    #[test]
+    fn an_answer_that_is_not_a_hello_means_plain_mode_with_the_reason() {
+        use packetstream::ext::hello::HelloError;
+        for kind in Kind::ALL {
+            let (conn, mut raw, probe) = probed(kind);
+            raw.send_packet(&Packet::response(probe.channel(), probe.tag(), true, 0, b"\xde\xad".to_vec()).unwrap());
+            assert_eq!(conn.wait_extensions(LONG), State::Plain(PlainReason::Garbled(HelloError::NoMagic)));
+            // Plain requests go on, and nothing of the extensions is sent at close.
+            let pending = conn.submit(0, 0, b"after".to_vec()).unwrap();
+            let request = raw.recv();
+            raw.send_packet(&Packet::response(0, request.tag(), true, 0, b"ok".to_vec()).unwrap());
+            assert_eq!(expect_ok(wait(pending), "after garbage").payload, b"ok");
+            close_raw(conn, raw);
+        }
+    }
+
+    #[test]
+    fn a_refused_probe_means_plain_mode_and_the_peer_sees_no_more_of_it() {
+        for kind in Kind::ALL {
+            let (conn, mut raw, probe) = probed(kind);
+            let text = b"unknown channel %d".to_vec();
+            raw.send_packet(&Packet::response(probe.channel(), probe.tag(), false, 0, text).unwrap());
+            let refused = PlainReason::Refused("unknown channel %d".into());
+            assert_eq!(conn.wait_extensions(LONG), State::Plain(refused));
+            let name = conn.name().to_owned();
+            let closing = thread::spawn(move || conn.close_with(CloseOptions::new().reason("not for a plain peer")));
+            // ERQ and EOF only: no quit request on any channel.
+            assert_eq!(raw.recv(), Packet::erq());
+            assert_eq!(raw.recv(), Packet::eof());
+            raw.send_packet(&Packet::eof());
+            let finished = closing.join().expect("close thread").expect("clean close");
+            assert_eq!(finished.report().step(CloseStep::Quit).outcome, StepOutcome::Skipped);
+            assert_no_threads(&name);
+        }
+    }
+
+    #[test]
+    fn a_peer_that_never_answers_the_probe_holds_nothing_up() {
+        for kind in Kind::ALL {
+            let (transport, mut raw) = raw_pair(kind);
+            // A short close timeout bounds the wait for the answer too.
+            let config = on(&kind.name('c')).close_timeout(Duration::from_millis(300));
+            let conn = PacketConnection::with_handler(transport, config, echo).unwrap();
+            assert_eq!(raw.recv().channel(), packetstream::ext::CONTROL_CHANNEL);
+            assert_eq!(conn.wait_extensions(Duration::from_millis(20)), State::Probing);
+            // Plain requests work while the probe is unanswered.
+            let pending = conn.submit(0, 0, b"meanwhile".to_vec()).unwrap();
+            let request = raw.recv();
+            assert_eq!(request.channel(), 0);
+            raw.send_packet(&Packet::response(0, request.tag(), true, 0, b"fine".to_vec()).unwrap());
+            assert_eq!(expect_ok(wait(pending), "while probing").payload, b"fine");
+            // A close with a reason waits a bounded time for the answer, then
+            // closes plainly; the connection's end settles the negotiation.
+            let name = conn.name().to_owned();
+            let started = Instant::now();
+            let closing = thread::spawn(move || conn.close_with(CloseOptions::new().reason("anyone?")));
+            assert_eq!(raw.recv(), Packet::erq());
+            assert!(started.elapsed() < LONG);
+            assert_eq!(raw.recv(), Packet::eof());
+            raw.send_packet(&Packet::eof());
+            let finished = closing.join().expect("close thread").expect("clean close");
+            assert_eq!(finished.report().step(CloseStep::Quit).outcome, StepOutcome::Skipped);
+            assert_no_threads(&name);
+        }
+    }
+
+    #[test]
+    fn the_quit_request_as_it_travels() {
+        let kind = Kind::Memory;
+        let (conn, mut raw, probe) = probed(kind);
+        let control = packetstream::ext::CONTROL_CHANNEL;
+        // The raw peer answers as a packetstream peer with the quit feature.
+        raw.send_packet(&Packet::response(control, probe.tag(), true, 0, b"PSX\x01\x01\x04quit\x01".to_vec()).unwrap());
+        assert_eq!(conn.wait_extensions(LONG), State::Agreed(quit()));
+        let name = conn.name().to_owned();
+        let closing = thread::spawn(move || conn.close_with(CloseOptions::new().reason("au revoir")));
+        assert_eq!(raw.recv(), Packet::request(control, 1, 1, 0, b"au revoir".to_vec()).unwrap());
+        assert_eq!(raw.recv(), Packet::erq());
+        assert_eq!(raw.recv(), Packet::eof());
+        raw.send_packet(&Packet::response(control, 1, true, 0, Vec::new()).unwrap());
+        raw.send_packet(&Packet::eof());
+        let finished = closing.join().expect("close thread").expect("clean close");
+        assert_eq!(finished.report().step(CloseStep::Quit).outcome, StepOutcome::Done);
+        assert_no_threads(&name);
+    }
+
+    #[test]
+    fn a_peers_quit_reason_reaches_its_waiting_callers() {
+        for kind in Kind::ALL {
+            let (conn, mut raw, probe) = probed(kind);
+            let control = packetstream::ext::CONTROL_CHANNEL;
+            raw.send_packet(
+                &Packet::response(control, probe.tag(), true, 0, b"PSX\x01\x01\x04quit\x01".to_vec()).unwrap(),
+            );
+            assert_eq!(conn.wait_extensions(LONG), State::Agreed(quit()));
+            let pending = conn.submit(0, 0, b"unanswered".to_vec()).unwrap();
+            raw.recv();
+            // The peer quits with a reason, then ends its stream.
+            raw.send_packet(&Packet::request(control, 0, 1, 0, b"shutting down".to_vec()).unwrap());
+            assert_eq!(raw.recv(), Packet::response(control, 0, true, 0, Vec::new()).unwrap());
+            raw.send_packet(&Packet::eof());
+            match wait(pending) {
+                Err(Error::Connection(error)) => {
+                    assert_eq!(error.quit_reason(), Some("shutting down"));
+                    assert_eq!(error.to_string(), "the peer closed the connection: shutting down");
+                }
+                other => panic!("expected the peer's quit, got {other:?}"),
+            }
+            close_raw(conn, raw);
+        }
+    }
+
+    #[test]
+    fn the_reserved_channels_never_reach_the_handler() {
+        for kind in Kind::ALL {
+            let (transport, mut raw) = raw_pair(kind);
+            let served = std::sync::atomic::AtomicUsize::new(0);
+            let served = Arc::new(served);
+            let counter = Arc::clone(&served);
+            let handler = move |rq: Request| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                rq.payload
+            };
+            let conn = PacketConnection::with_handler(transport, config(&kind.name('c')).serve_all_channels(), handler)
+                .unwrap();
+            let (first, last) = packetstream::ext::RESERVED_CHANNELS;
+            for channel in [first, last] {
+                raw.send_packet(&Packet::request(channel, 0, 0, 0, b"PSX\x01\x00".to_vec()).unwrap());
+                let text = format!("unknown channel {channel}").into_bytes();
+                assert_eq!(raw.recv(), Packet::response(channel, 0, false, 0, text).unwrap());
+            }
+            raw.send_packet(&Packet::request(last + 1, 0, 0, 0, b"mine".to_vec()).unwrap());
+            assert_eq!(raw.recv(), Packet::response(last + 1, 0, true, 0, b"mine".to_vec()).unwrap());
+            assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1);
+            close_raw(conn, raw);
+        }
+    }
+
+    #[test]
+    fn serving_a_reserved_channel_is_refused_at_start() {
+        let (transport, _peer) = util::transport_pair(Kind::Memory);
+        let config = config(&Kind::Memory.name('c')).serve_channel(packetstream::ext::CONTROL_CHANNEL);
+        let error = PacketConnection::new(transport, config).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(error.to_string().contains("reserved"), "{error}");
+    }
+}

@@ -1,6 +1,8 @@
 //! Faults: a peer that dies, stops mid-packet, never reads, never answers,
 //! floods; handlers that panic, fail or hang; many connections opened and
-//! closed; a long soak. Each runs on pipes and on Unix sockets.
+//! closed; a long soak. Each runs on pipes and on Unix sockets, and those
+//! that need no child process and count no file descriptors also on the
+//! in-memory transport.
 //!
 //! Every wait is bounded. Heavy full-size runs are `#[ignore]`d and meant for
 //! release mode:
@@ -10,7 +12,7 @@
 //! A scaled-down version of each always runs. `docs/reliability.md` lists
 //! the promises and the test behind each.
 
-mod support;
+mod util;
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -20,12 +22,15 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use packetstream::{Config, Error, Failure, PacketConnection, Pending, ProtocolError, Request, Response, Transport};
-use support::common::Rng;
-use support::{
-    alone, assert_threads_end, echo_server, fd_count, memory_mib, ok_response, raw_pair, shared, thread_count,
-    threads_of, transport_pair, wait_for, Kind, PROMPT,
+use packetstream::wire::Control;
+use packetstream::{
+    CallTimeoutError, CloseError, CloseProblem, Config, ConfigBuilder, ConnectionError, Failure, Finished,
+    PacketConnection, Pending, ProtocolError, Request, Response, SubmitError, SubmitTimeoutError, Transport,
+    TryWaitError, WaitTimeoutError,
 };
+use util::process::{alone, echo_server, fd_count, memory_mib, shared, thread_count};
+use util::raw::{frame, ok_response, varint};
+use util::{assert_no_threads, raw_pair, threads_of, transport_pair, unique_name, wait_for, Kind, Rng, PROMPT};
 
 /// The echo service the tests' servers run: type 0 echoes, type 1 fails.
 fn echo(rq: Request) -> Result<Response, Failure> {
@@ -35,9 +40,13 @@ fn echo(rq: Request) -> Result<Response, Failure> {
     }
 }
 
-fn config(name: String) -> Config {
-    Config::default().name(name)
+fn config(name: String) -> ConfigBuilder {
+    Config::builder().name(name)
 }
+
+/// The kinds a scenario with no child process runs over: pipes and Unix
+/// sockets as before, and the in-memory transport.
+const IN_PROCESS: [Kind; 3] = [Kind::Pipe, Kind::Unix, Kind::Memory];
 
 /// Starts `echo_server` as a child with its stdin and stdout on pipes or on
 /// one end of a socket pair; the caller keeps the [`Child`] to signal it.
@@ -51,7 +60,7 @@ fn spawn_echo(kind: Kind) -> (Child, Transport) {
             let stdout = child.stdout.take().expect("piped stdout");
             (child, Transport::new(stdout, stdin))
         }
-        Kind::Socket => {
+        Kind::Unix => {
             let (ours, theirs) = UnixStream::pair().expect("socket pair");
             let theirs_too = theirs.try_clone().expect("clone socket");
             command.stdin(Stdio::from(OwnedFd::from(theirs))).stdout(Stdio::from(OwnedFd::from(theirs_too)));
@@ -60,6 +69,7 @@ fn spawn_echo(kind: Kind) -> (Child, Transport) {
             // child's end, so that the child's death ends the stream.
             (child, Transport::unix(ours).expect("socket transport"))
         }
+        other => unreachable!("no child process over {other:?}"),
     }
 }
 
@@ -93,17 +103,20 @@ fn reap(child: &mut Child) -> std::process::ExitStatus {
     status.expect("exited")
 }
 
-/// An error a closed or failed connection gives its callers.
-fn is_connection_end(error: &Error) -> bool {
-    error.is_connection_error()
-}
-
 /// What close may report when the peer went away: a connection error, never
 /// a timeout or a panic.
-fn assert_close_outcome_not_hung(outcome: &Result<packetstream::Finished, Error>) {
+fn assert_close_outcome_not_hung(outcome: &Result<Finished, CloseError>) {
     if let Err(error) = outcome {
-        assert!(!matches!(error, Error::CloseTimeout(_) | Error::ThreadPanicked { .. }), "close reported {error:?}");
+        assert!(
+            !matches!(error.problem(), CloseProblem::TimedOut(_) | CloseProblem::Panicked { .. }),
+            "close reported {error:?}"
+        );
     }
+}
+
+/// Whether close reported that it ran out of time.
+fn timed_out(outcome: &Result<Finished, CloseError>) -> bool {
+    matches!(outcome, Err(error) if matches!(error.problem(), CloseProblem::TimedOut(_)))
 }
 
 // ---------------------------------------------------------------------------
@@ -111,15 +124,16 @@ fn assert_close_outcome_not_hung(outcome: &Result<packetstream::Finished, Error>
 
 fn killed_peer(kind: Kind) {
     let _alone = alone();
-    let name = format!("kill{}", kind.letter());
+    let name = kind.name('k');
+    let warm = kind.name('w');
     // Warm up: the first child and connection open what stays open (the
     // echo_server path lookup, /proc handles of the runtime).
     let (mut child, transport) = spawn_echo(kind);
-    let conn = PacketConnection::new(transport, config(format!("{name}w"))).expect("start");
+    let conn = PacketConnection::new(transport, config(warm.clone())).expect("start");
     conn.call(0, 0, b"warm".to_vec()).expect("warm-up call");
     conn.close().expect("close the warm-up connection");
     assert!(reap(&mut child).success());
-    assert_threads_end(&format!("{name}w"));
+    assert_no_threads(&warm);
     let (fds, threads) = (fd_count(), thread_count());
 
     let (mut child, transport) = spawn_echo(kind);
@@ -146,7 +160,7 @@ fn killed_peer(kind: Kind) {
                 scope.spawn(move || {
                     let mut last = Instant::now();
                     let mut errors = Vec::new();
-                    for mut p in share {
+                    for p in share {
                         let outcome = p.wait_timeout(PROMPT * 2);
                         last = Instant::now();
                         errors.push(outcome.err());
@@ -171,7 +185,7 @@ fn killed_peer(kind: Kind) {
     assert_eq!(errors.len(), 1000);
     for error in &errors {
         match error {
-            Some(error) => assert!(is_connection_end(error), "a caller got {error:?}"),
+            Some(error) => assert!(matches!(error, WaitTimeoutError::Connection(_)), "a caller got {error:?}"),
             None => panic!("a request was answered by a killed child"),
         }
     }
@@ -184,7 +198,7 @@ fn killed_peer(kind: Kind) {
     assert!(close_took < PROMPT, "close took {close_took:?}");
     let status = reap(&mut child);
     assert!(!status.success(), "the killed child exited with {status:?}");
-    assert_threads_end(&name);
+    assert_no_threads(&name);
     assert!(wait_for(PROMPT, || thread_count() <= threads), "threads: {} then {}", threads, thread_count());
     assert_eq!(fd_count(), fds, "open fds before and after");
     eprintln!(
@@ -201,7 +215,7 @@ fn killed_peer_fails_every_caller_promptly_pipes() {
 
 #[test]
 fn killed_peer_fails_every_caller_promptly_sockets() {
-    killed_peer(Kind::Socket);
+    killed_peer(Kind::Unix);
 }
 
 // ---------------------------------------------------------------------------
@@ -223,7 +237,7 @@ fn partial_frame(cut: Cut) -> Vec<u8> {
         // A body of 10 bytes of which only the tag arrives.
         Cut::Header => vec![10, 0x05],
         Cut::Payload => {
-            let mut bytes = support::varint(100_000 + 2);
+            let mut bytes = varint(100_000 + 2);
             bytes.extend([0x05, 0x04]); // tag 5, ok response
             bytes.extend(vec![7u8; 1000]);
             bytes
@@ -233,7 +247,7 @@ fn partial_frame(cut: Cut) -> Vec<u8> {
 
 fn ends_mid_packet(kind: Kind, cut: Cut) {
     let _shared = shared();
-    let name = format!("cut{}{}", kind.letter(), cut as u8);
+    let name = kind.name('x');
     let (transport, mut peer) = raw_pair(kind);
     let conn = PacketConnection::new(transport, config(name.clone())).expect("start");
     let feed = peer.start_reading();
@@ -244,7 +258,7 @@ fn ends_mid_packet(kind: Kind, cut: Cut) {
     }
     // One answer arrives whole, then the stream stops inside a frame.
     peer.send_packet(&ok_response(0, first.tag(), 1, b"whole"));
-    peer.send(&partial_frame(cut));
+    peer.send_bytes(&partial_frame(cut));
     let start = Instant::now();
     peer.end_output();
 
@@ -252,9 +266,11 @@ fn ends_mid_packet(kind: Kind, cut: Cut) {
     let answered = pending.next().expect("first").wait_timeout(PROMPT).expect("the whole answer");
     assert_eq!(answered.payload, b"whole");
     let mut latest = Duration::ZERO;
-    for mut p in pending {
+    for p in pending {
         match p.wait_timeout(PROMPT) {
-            Err(Error::Protocol(ProtocolError::UnexpectedEof)) => latest = latest.max(start.elapsed()),
+            Err(WaitTimeoutError::Connection(ConnectionError::Protocol(ProtocolError::UnexpectedEof))) => {
+                latest = latest.max(start.elapsed())
+            }
             other => panic!("{cut:?}: expected the stream's early end, got {other:?}"),
         }
     }
@@ -262,8 +278,8 @@ fn ends_mid_packet(kind: Kind, cut: Cut) {
     let start = Instant::now();
     let outcome = conn.close();
     assert!(start.elapsed() < PROMPT, "close took {:?}", start.elapsed());
-    assert!(matches!(outcome, Err(Error::Protocol(ProtocolError::UnexpectedEof))), "close gave {outcome:?}");
-    assert_threads_end(&name);
+    assert_ended_early(&outcome);
+    assert_no_threads(&name);
     eprintln!("stream cut ({kind:?}, {cut:?}): 49 callers failed within {latest:?}");
 }
 
@@ -277,8 +293,29 @@ fn stream_ends_inside_a_packet_pipes() {
 #[test]
 fn stream_ends_inside_a_packet_sockets() {
     for cut in [Cut::Length, Cut::Header, Cut::Payload] {
-        ends_mid_packet(Kind::Socket, cut);
+        ends_mid_packet(Kind::Unix, cut);
     }
+}
+
+#[test]
+fn stream_ends_inside_a_packet_memory() {
+    for cut in [Cut::Length, Cut::Header, Cut::Payload] {
+        ends_mid_packet(Kind::Memory, cut);
+    }
+}
+
+/// Close reports the stream's early end, which ended reading.
+fn assert_ended_early(outcome: &Result<Finished, CloseError>) {
+    assert!(
+        matches!(
+            outcome,
+            Err(error) if matches!(
+                error.problem(),
+                CloseProblem::Connection(ConnectionError::Protocol(ProtocolError::UnexpectedEof))
+            )
+        ),
+        "close gave {outcome:?}"
+    );
 }
 
 /// A child that reads our 20 requests, writes half a packet and closes its
@@ -289,20 +326,21 @@ fn child_stream_ends_inside_a_packet() {
     let mut command = Command::new("sh");
     // 20 requests of one payload byte are 5 bytes each.
     command.args(["-c", "head -c 100 >/dev/null; printf '\\005\\002'; exec cat >/dev/null"]);
+    let name = unique_name('c', 'x');
     let conn =
-        PacketConnection::new(Transport::spawn(&mut command).expect("start sh"), config("cutc".into())).expect("start");
+        PacketConnection::new(Transport::spawn(&mut command).expect("start sh"), config(name.clone())).expect("start");
     let pending: Vec<Pending> = (0..20u64).map(|i| conn.submit(0, 0, vec![i as u8]).expect("submit")).collect();
-    for mut p in pending {
+    for p in pending {
         match p.wait_timeout(PROMPT) {
-            Err(Error::Protocol(ProtocolError::UnexpectedEof)) => {}
+            Err(WaitTimeoutError::Connection(ConnectionError::Protocol(ProtocolError::UnexpectedEof))) => {}
             other => panic!("expected the stream's early end, got {other:?}"),
         }
     }
     let start = Instant::now();
     let outcome = conn.close();
     assert!(start.elapsed() < PROMPT);
-    assert!(matches!(outcome, Err(Error::Protocol(ProtocolError::UnexpectedEof))), "close gave {outcome:?}");
-    assert_threads_end("cutc");
+    assert_ended_early(&outcome);
+    assert_no_threads(&name);
 }
 
 // ---------------------------------------------------------------------------
@@ -325,9 +363,11 @@ fn fill_until_blocked(conn: &PacketConnection) -> usize {
                 accepted += 1;
                 assert!(accepted <= 10_000, "the send queue never filled");
             }
-            Err(Error::Timeout) => {
-                // Nothing of the timed-out request is left behind.
+            Err(SubmitTimeoutError::Timeout(back)) => {
+                // Nothing of the timed-out request is left behind, and its
+                // payload comes back.
                 assert_eq!(conn.outstanding(), held.len());
+                assert!(back == payload, "submit_timeout handed back another payload");
                 break;
             }
             Err(other) => panic!("submit_timeout: {other:?}"),
@@ -341,8 +381,8 @@ fn fill_until_blocked(conn: &PacketConnection) -> usize {
 
 fn never_reads_backpressure(kind: Kind) {
     let _shared = shared();
-    let name = format!("nr{}", kind.letter());
-    let (transport, peer) = raw_pair(kind);
+    let name = kind.name('r');
+    let (transport, mut peer) = raw_pair(kind);
     let conn = Arc::new(
         PacketConnection::new(
             transport,
@@ -356,7 +396,7 @@ fn never_reads_backpressure(kind: Kind) {
     assert!(accepted <= QUEUE + 1 + 64, "{accepted} submits of 64 KiB accepted by a peer that never reads");
     for _ in 0..10 {
         let outcome = conn.submit_timeout(0, 0, 0, vec![1u8; BIG], Duration::from_millis(20));
-        assert!(matches!(outcome, Err(Error::Timeout)), "{outcome:?}");
+        assert!(matches!(outcome, Err(SubmitTimeoutError::Timeout(_))), "{outcome:?}");
     }
     // A plain submit blocks...
     let (done_tx, done_rx) = crossbeam_channel::bounded(1);
@@ -371,17 +411,17 @@ fn never_reads_backpressure(kind: Kind) {
     assert!(done_rx.recv_timeout(Duration::from_millis(300)).is_err(), "submit did not block on a full queue");
     // ...until the peer goes away: then it fails.
     let start = Instant::now();
-    peer.vanish();
+    peer.hang_up();
     done_rx.recv_timeout(PROMPT).expect("the blocked submit returns once the peer is gone");
     let unblocked = start.elapsed();
     let outcome = blocked.join().expect("submitter thread");
-    assert!(matches!(&outcome, Err(e) if e.is_connection_error()), "{outcome:?}");
+    assert!(matches!(&outcome, Err(SubmitError::Connection(_))), "{outcome:?}");
     let conn = Arc::into_inner(conn).expect("the only handle");
     let start = Instant::now();
     let closed = conn.close();
     assert!(start.elapsed() < PROMPT);
     assert_close_outcome_not_hung(&closed);
-    assert_threads_end(&name);
+    assert_no_threads(&name);
     eprintln!(
         "never reads ({kind:?}): {accepted} x 64 KiB accepted with a queue of {QUEUE}, then submit_timeout timed out; \
          blocked submit failed {unblocked:?} after the peer went: {:?}; close: {:?}",
@@ -397,14 +437,19 @@ fn peer_never_reads_submitters_block_pipes() {
 
 #[test]
 fn peer_never_reads_submitters_block_sockets() {
-    never_reads_backpressure(Kind::Socket);
+    never_reads_backpressure(Kind::Unix);
+}
+
+#[test]
+fn peer_never_reads_submitters_block_memory() {
+    never_reads_backpressure(Kind::Memory);
 }
 
 fn never_reads_close(kind: Kind, by_drop: bool) {
     let _shared = shared();
-    let name = format!("nc{}{}", kind.letter(), u8::from(by_drop));
+    let name = kind.name(if by_drop { 'd' } else { 'n' });
     let close_timeout = Duration::from_millis(500);
-    let (transport, peer) = raw_pair(kind);
+    let (transport, mut peer) = raw_pair(kind);
     let conn = PacketConnection::new(transport, config(name.clone()).send_queue(QUEUE).close_timeout(close_timeout))
         .expect("start");
     fill_until_blocked(&conn);
@@ -420,13 +465,14 @@ fn never_reads_close(kind: Kind, by_drop: bool) {
     let bound = close_timeout + Duration::from_secs(1) + PROMPT / 2;
     assert!(took < bound, "close took {took:?}");
     if let Some(outcome) = &outcome {
-        assert!(matches!(outcome, Err(Error::CloseTimeout(_))), "close gave {outcome:?}");
+        assert!(timed_out(outcome), "close gave {outcome:?}");
     }
     let left = threads_of(&name);
-    // A pipe cannot be interrupted: its blocked writer is left running until
-    // the peer goes; a socket is shut down.
-    peer.vanish();
-    assert_threads_end(&name);
+    // A pipe (or a hand-made in-memory transport, which has no interrupt)
+    // cannot be interrupted: its blocked writer is left running until the
+    // peer goes; a socket is shut down.
+    peer.hang_up();
+    assert_no_threads(&name);
     eprintln!(
         "never reads, {} ({kind:?}): returned in {took:?} with {:?}; threads left until the peer went: {left:?}",
         if by_drop { "drop" } else { "close" },
@@ -436,14 +482,14 @@ fn never_reads_close(kind: Kind, by_drop: bool) {
 
 #[test]
 fn peer_never_reads_close_finishes_in_time() {
-    for kind in Kind::ALL {
+    for kind in IN_PROCESS {
         never_reads_close(kind, false);
     }
 }
 
 #[test]
 fn peer_never_reads_drop_finishes_in_time() {
-    for kind in Kind::ALL {
+    for kind in IN_PROCESS {
         never_reads_close(kind, true);
     }
 }
@@ -453,23 +499,26 @@ fn peer_never_reads_drop_finishes_in_time() {
 
 fn never_answers(kind: Kind) {
     let _shared = shared();
-    let name = format!("na{}", kind.letter());
+    let name = kind.name('a');
     let (transport, mut peer) = raw_pair(kind);
     let conn = PacketConnection::new(transport, config(name.clone())).expect("start");
     let feed = peer.start_reading();
 
     // wait_timeout times out, and the request stays in flight.
-    let mut timed = conn.submit(0, 0, b"timed".to_vec()).expect("submit");
+    let timed = conn.submit(0, 0, b"timed".to_vec()).expect("submit");
     let timed_tag = feed.next_ordinary().tag();
     let start = Instant::now();
-    assert!(matches!(timed.wait_timeout(Duration::from_millis(200)), Err(Error::Timeout)));
+    let timed = match timed.wait_timeout(Duration::from_millis(200)) {
+        Err(WaitTimeoutError::Timeout(back)) => back,
+        other => panic!("expected a timeout, got {other:?}"),
+    };
     let waited = start.elapsed();
     assert!(waited >= Duration::from_millis(200) && waited < PROMPT, "waited {waited:?}");
     assert_eq!(conn.outstanding(), 1);
 
     // call_timeout gives its request up.
     let outcome = conn.call_timeout(0, 0, b"call".to_vec(), Duration::from_millis(100));
-    assert!(matches!(outcome, Err(Error::Timeout)), "{outcome:?}");
+    assert!(matches!(outcome, Err(CallTimeoutError::Timeout)), "{outcome:?}");
     let call_tag = feed.next_ordinary().tag();
     assert_eq!(conn.outstanding(), 1, "call_timeout left its request behind");
 
@@ -496,9 +545,10 @@ fn never_answers(kind: Kind) {
     for p in &live {
         peer.send_packet(&ok_response(0, p.tag(), p.tag(), &p.tag().to_be_bytes()));
     }
-    for mut p in live {
+    for p in live {
+        let tag = p.tag();
         let answer = p.wait_timeout(PROMPT).expect("a live request's answer");
-        assert_eq!((answer.flags, answer.payload), (p.tag(), p.tag().to_be_bytes().to_vec()));
+        assert_eq!((answer.flags, answer.payload), (tag, tag.to_be_bytes().to_vec()));
     }
     // A request that only timed out gets its answer on a later wait.
     peer.send_packet(&ok_response(0, timed_tag, 1, b"at last"));
@@ -515,7 +565,7 @@ fn never_answers(kind: Kind) {
     conn.close().expect("a clean close");
     let rest = feed.until_end();
     assert!(rest.iter().all(|p| p.control().is_some()), "unexpected packets after close: {rest:?}");
-    assert_threads_end(&name);
+    assert_no_threads(&name);
 }
 
 #[test]
@@ -525,7 +575,12 @@ fn peer_never_answers_pipes() {
 
 #[test]
 fn peer_never_answers_sockets() {
-    never_answers(Kind::Socket);
+    never_answers(Kind::Unix);
+}
+
+#[test]
+fn peer_never_answers_memory() {
+    never_answers(Kind::Memory);
 }
 
 // ---------------------------------------------------------------------------
@@ -554,7 +609,7 @@ fn drive(conn: &PacketConnection, side: u8, count: u64, threads: u64, window: us
                         i += threads;
                         continue;
                     }
-                    let (n, mut pending): (u64, Pending) = in_flight.pop_front().expect("in flight");
+                    let (n, pending): (u64, Pending) = in_flight.pop_front().expect("in flight");
                     let answer = pending.wait_timeout(PROMPT * 12).expect("an answer");
                     assert_eq!(answer.flags, n);
                     assert!(answer.payload == flood_payload(side, n), "request {n} of side {side}: wrong payload");
@@ -576,15 +631,15 @@ enum Shape {
 }
 
 fn flood(kind: Kind, count: u64, shape: Shape) -> (Duration, u64, u64) {
-    let name = format!("fl{}{}", kind.letter(), shape as u8);
+    let (left_name, right_name) = (kind.name('a'), kind.name('b'));
     let (a, b) = transport_pair(kind);
-    let (setup, window): (fn(Config) -> Config, usize) = match shape {
+    let (setup, window): (fn(ConfigBuilder) -> ConfigBuilder, usize) = match shape {
         Shape::Default => (|c| c, 64),
         Shape::Tight => (|c| c.send_queue(4).workers(1), 512),
     };
-    let left = PacketConnection::with_handler(a, setup(config(format!("{name}a"))), echo).expect("start");
-    let right = PacketConnection::with_handler(b, setup(config(format!("{name}b"))), echo).expect("start");
-    support::reset_peak_memory();
+    let left = PacketConnection::with_handler(a, setup(config(left_name.clone())), echo).expect("start");
+    let right = PacketConnection::with_handler(b, setup(config(right_name.clone())), echo).expect("start");
+    util::process::reset_peak_memory();
     let start = Instant::now();
     thread::scope(|scope| {
         scope.spawn(|| drive(&left, 1, count, 2, window));
@@ -597,11 +652,9 @@ fn flood(kind: Kind, count: u64, shape: Shape) -> (Duration, u64, u64) {
         assert_eq!((stats.requests_out, stats.responses_in, stats.requests_in), (count, count, count));
     }
     // Both close at once; each waits for the other's EOF.
-    let right_closed = thread::spawn(move || right.close());
-    left.close().expect("left closes");
-    right_closed.join().expect("right's close thread").expect("right closes");
-    assert_threads_end(&format!("{name}a"));
-    assert_threads_end(&format!("{name}b"));
+    util::close_both_ok(left, right);
+    assert_no_threads(&left_name);
+    assert_no_threads(&right_name);
     // Generous: in flight at most 2 sides x 2 threads x 512 requests of
     // 64 KiB (256 MiB), with their answers.
     assert!(hwm < 1024, "peak RSS {hwm} MiB");
@@ -622,7 +675,7 @@ fn report_flood(kind: Kind, count: u64, shape: Shape) {
 #[test]
 fn flood_both_ways_scaled() {
     let _shared = shared();
-    for kind in Kind::ALL {
+    for kind in IN_PROCESS {
         report_flood(kind, 2_000, Shape::Default);
         report_flood(kind, 2_000, Shape::Tight);
     }
@@ -640,8 +693,16 @@ fn flood_both_ways_full_pipes() {
 #[ignore = "full size: run in release"]
 fn flood_both_ways_full_sockets() {
     let _alone = alone();
-    report_flood(Kind::Socket, 100_000, Shape::Default);
-    report_flood(Kind::Socket, 100_000, Shape::Tight);
+    report_flood(Kind::Unix, 100_000, Shape::Default);
+    report_flood(Kind::Unix, 100_000, Shape::Tight);
+}
+
+#[test]
+#[ignore = "full size: run in release"]
+fn flood_both_ways_full_memory() {
+    let _alone = alone();
+    report_flood(Kind::Memory, 100_000, Shape::Default);
+    report_flood(Kind::Memory, 100_000, Shape::Tight);
 }
 
 /// Both sides send many small requests before they wait for any answer.
@@ -652,10 +713,10 @@ fn flood_both_ways_full_sockets() {
 fn flood_small_packets(kind: Kind) {
     const COUNT: u64 = 60_000;
     let _shared = shared();
-    let name = format!("fs{}", kind.letter());
+    let (left_name, right_name) = (kind.name('a'), kind.name('b'));
     let (a, b) = transport_pair(kind);
-    let left = PacketConnection::with_handler(a, config(format!("{name}a")), echo).expect("start");
-    let right = PacketConnection::with_handler(b, config(format!("{name}b")), echo).expect("start");
+    let left = PacketConnection::with_handler(a, config(left_name.clone()), echo).expect("start");
+    let right = PacketConnection::with_handler(b, config(right_name.clone()), echo).expect("start");
     let payload = |side: u8, i: u64| {
         let mut payload = i.to_le_bytes().to_vec();
         payload.push(side);
@@ -668,7 +729,7 @@ fn flood_small_packets(kind: Kind) {
             scope.spawn(move || {
                 let pending: Vec<Pending> =
                     (0..COUNT).map(|i| conn.submit(0, i, payload(side, i)).expect("submit")).collect();
-                for (i, mut p) in (0..COUNT).zip(pending) {
+                for (i, p) in (0..COUNT).zip(pending) {
                     let answer = match p.wait_timeout(PROMPT * 12) {
                         Ok(a) => a,
                         Err(e) => panic!(
@@ -690,11 +751,9 @@ fn flood_small_packets(kind: Kind) {
         let stats = conn.stats();
         assert_eq!((stats.requests_out, stats.responses_in, stats.requests_in), (COUNT, COUNT, COUNT));
     }
-    let right_closed = thread::spawn(move || right.close());
-    left.close().expect("left closes");
-    right_closed.join().expect("right's close thread").expect("right closes");
-    assert_threads_end(&format!("{name}a"));
-    assert_threads_end(&format!("{name}b"));
+    util::close_both_ok(left, right);
+    assert_no_threads(&left_name);
+    assert_no_threads(&right_name);
 }
 
 #[test]
@@ -704,7 +763,12 @@ fn flood_small_packets_pipes() {
 
 #[test]
 fn flood_small_packets_sockets() {
-    flood_small_packets(Kind::Socket);
+    flood_small_packets(Kind::Unix);
+}
+
+#[test]
+fn flood_small_packets_memory() {
+    flood_small_packets(Kind::Memory);
 }
 
 // ---------------------------------------------------------------------------
@@ -712,15 +776,15 @@ fn flood_small_packets_sockets() {
 
 fn handlers(kind: Kind) {
     let _shared = shared();
-    support::quiet_expected_panics();
-    let name = format!("hd{}", kind.letter());
+    util::quiet_expected_panics();
+    let (server_name, client_name) = (kind.name('s'), kind.name('c'));
     let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
     let (entered_tx, entered_rx) = crossbeam_channel::bounded::<()>(1);
     let handler = move |rq: Request| -> Result<Response, Failure> {
         match rq.rq_type {
             0 => Ok(Response { flags: rq.flags, payload: rq.payload }),
             1 => Err(Failure::new(format!("handler error {}", rq.flags))),
-            2 => panic!("{} {}", support::EXPECTED_PANIC, rq.flags),
+            2 => panic!("{} {}", util::EXPECTED_PANIC, rq.flags),
             _ => {
                 let _ = entered_tx.try_send(());
                 // Blocks until the test opens the gate (or drops it).
@@ -731,11 +795,11 @@ fn handlers(kind: Kind) {
     };
     let (a, b) = transport_pair(kind);
     let close_timeout = Duration::from_secs(1);
-    let server = PacketConnection::with_handler(b, config(format!("{name}s")).close_timeout(close_timeout), handler)
+    let server = PacketConnection::with_handler(b, config(server_name.clone()).close_timeout(close_timeout), handler)
         .expect("start server");
-    let client = PacketConnection::new(a, config(format!("{name}c"))).expect("start client");
+    let client = PacketConnection::new(a, config(client_name.clone())).expect("start client");
 
-    let mut stuck = client.submit(3, 0, Vec::new()).expect("submit the blocking request");
+    let stuck = client.submit(3, 0, Vec::new()).expect("submit the blocking request");
     entered_rx.recv_timeout(PROMPT).expect("the blocking handler started");
     let start = Instant::now();
     let pending: Vec<(u64, Pending)> =
@@ -747,31 +811,39 @@ fn handlers(kind: Kind) {
             1 => assert_eq!(outcome.unwrap_err().failure().expect("failed").text(), format!("handler error {i}")),
             _ => assert_eq!(
                 outcome.unwrap_err().failure().expect("failed").text(),
-                format!("handler panicked: {} {i}", support::EXPECTED_PANIC)
+                format!("handler panicked: {} {i}", util::EXPECTED_PANIC)
             ),
         }
     }
     let served = start.elapsed();
-    assert!(stuck.try_wait().is_none(), "the blocked handler answered");
+    let stuck = match stuck.try_wait() {
+        Err(TryWaitError::NotReady(back)) => back,
+        other => panic!("the blocked handler answered: {other:?}"),
+    };
     assert!(served < PROMPT * 2, "300 requests past a blocked handler took {served:?}");
 
     // The server closes: it reports the handler rather than hanging.
     let start = Instant::now();
-    let server_closed = thread::spawn(move || server.close());
+    let server_closing = util::start_close(server);
     let client_closed = client.close();
-    let server_outcome = server_closed.join().expect("server's close thread");
+    let server_outcome = server_closing.result();
     let took = start.elapsed();
     assert!(took < close_timeout + PROMPT, "close took {took:?}");
-    match &server_outcome {
-        Err(Error::CloseTimeout(what)) => assert!(what.contains("worker"), "{what}"),
+    match server_outcome.as_ref().map_err(CloseError::problem) {
+        Err(CloseProblem::TimedOut(what)) => assert!(what.contains("worker"), "{what}"),
         other => panic!("server close: {other:?}"),
     }
     assert!(client_closed.is_ok(), "client close: {client_closed:?}");
-    assert!(matches!(stuck.wait_timeout(PROMPT), Err(Error::Closed)));
+    // The server ended its stream without answering: the peer closed.
+    let outcome = stuck.wait_timeout(PROMPT);
+    assert!(
+        matches!(outcome, Err(WaitTimeoutError::Connection(ConnectionError::PeerClosed { reason: None }))),
+        "the blocked request got {outcome:?}"
+    );
     // Released, the handler's thread ends.
     drop(gate_tx);
-    assert_threads_end(&format!("{name}s"));
-    assert_threads_end(&format!("{name}c"));
+    assert_no_threads(&server_name);
+    assert_no_threads(&client_name);
     eprintln!(
         "handlers ({kind:?}): 300 requests served past a blocked handler in {served:?}; close took {took:?}: {:?}",
         server_outcome.err().map(|e| e.to_string())
@@ -785,16 +857,36 @@ fn handler_panics_errors_and_hangs_pipes() {
 
 #[test]
 fn handler_panics_errors_and_hangs_sockets() {
-    handlers(Kind::Socket);
+    handlers(Kind::Unix);
+}
+
+#[test]
+fn handler_panics_errors_and_hangs_memory() {
+    handlers(Kind::Memory);
 }
 
 // ---------------------------------------------------------------------------
 // Many connections opened and closed.
 
-fn one_pair(kind: Kind, i: usize) {
+/// The names a kind's connections get in [`open_close_many`]: one set per
+/// kind, used again by every round (each round ends before the next starts;
+/// the full run makes more connections than there are unique names).
+struct Names {
+    server: String,
+    client: String,
+    child: String,
+}
+
+impl Names {
+    fn new(kind: Kind) -> Names {
+        Names { server: kind.name('s'), client: kind.name('c'), child: kind.name('o') }
+    }
+}
+
+fn one_pair(kind: Kind, names: &Names, i: usize) {
     let (a, b) = transport_pair(kind);
-    let server = PacketConnection::with_handler(b, config(format!("oc{}s", kind.letter())), echo).expect("server");
-    let client = PacketConnection::new(a, config(format!("oc{}c", kind.letter()))).expect("client");
+    let server = PacketConnection::with_handler(b, config(names.server.clone()), echo).expect("server");
+    let client = PacketConnection::new(a, config(names.client.clone())).expect("client");
     let payload = i.to_be_bytes().to_vec();
     assert_eq!(client.call(0, 0, payload.clone()).expect("call").payload, payload);
     thread::scope(|scope| {
@@ -807,8 +899,8 @@ fn one_pair(kind: Kind, i: usize) {
     });
 }
 
-fn one_child(kind: Kind, i: usize) {
-    let name = format!("ok{}", kind.letter());
+fn one_child(kind: Kind, names: &Names, i: usize) {
+    let name = names.child.clone();
     let payload = i.to_be_bytes().to_vec();
     match kind {
         Kind::Pipe => {
@@ -819,35 +911,41 @@ fn one_child(kind: Kind, i: usize) {
             let finished = conn.close().expect("close");
             assert!(finished.exit_status().expect("reaped").success());
         }
-        Kind::Socket => {
+        Kind::Unix => {
             let (mut child, transport) = spawn_echo(kind);
             let conn = PacketConnection::new(transport, config(name)).expect("start");
             assert_eq!(conn.call(0, 0, payload.clone()).expect("call").payload, payload);
             drop(conn.close().expect("close"));
             assert!(reap(&mut child).success());
         }
+        other => unreachable!("no child process over {other:?}"),
     }
 }
 
+/// The kinds [`open_close_many`] runs over: it starts children and counts
+/// file descriptors.
+const WITH_FDS: [Kind; 2] = [Kind::Pipe, Kind::Unix];
+
 fn open_close_many(count: usize, children: usize) {
     let _alone = alone();
-    for kind in Kind::ALL {
-        one_pair(kind, 0);
-        one_child(kind, 0);
+    let names = WITH_FDS.map(|kind| (kind, Names::new(kind)));
+    for (kind, names) in &names {
+        one_pair(*kind, names, 0);
+        one_child(*kind, names, 0);
     }
     let (fds, threads) = (fd_count(), thread_count());
     let (rss_before, _) = memory_mib();
     let start = Instant::now();
-    for kind in Kind::ALL {
+    for (kind, names) in &names {
         for i in 0..count {
-            one_pair(kind, i);
+            one_pair(*kind, names, i);
         }
     }
     let pairs_took = start.elapsed();
     let start = Instant::now();
-    for kind in Kind::ALL {
+    for (kind, names) in &names {
         for i in 0..children {
-            one_child(kind, i);
+            one_child(*kind, names, i);
         }
     }
     let children_took = start.elapsed();
@@ -855,7 +953,7 @@ fn open_close_many(count: usize, children: usize) {
         wait_for(PROMPT, || thread_count() <= threads),
         "threads: {threads} before, {} after: {:?}",
         thread_count(),
-        support::common::thread_names()
+        util::process::thread_names()
     );
     assert_eq!(fd_count(), fds, "open fds before and after");
     let (rss_after, _) = memory_mib();
@@ -897,8 +995,8 @@ type Sample = (u64, Duration, (u64, u64), Vec<(u32, u64)>);
 
 fn soak(total: u64, sample_at: u64) {
     let mut command = Command::new(echo_server());
-    let conn =
-        PacketConnection::new(Transport::spawn(&mut command).expect("spawn"), config("soak".into())).expect("start");
+    let conn = PacketConnection::new(Transport::spawn(&mut command).expect("spawn"), config(unique_name('s', 'k')))
+        .expect("start");
     let threads = 4u64;
     let done = AtomicU64::new(0);
     let samples = Mutex::new(Vec::<Sample>::new());
@@ -919,14 +1017,13 @@ fn soak(total: u64, sample_at: u64) {
                         sent += 1;
                         continue;
                     }
-                    let (mut pending, flags, payload): (Pending, u64, Vec<u8>) =
-                        in_flight.pop_front().expect("in flight");
+                    let (pending, flags, payload): (Pending, u64, Vec<u8>) = in_flight.pop_front().expect("in flight");
                     let answer = pending.wait_timeout(PROMPT * 6).expect("an answer");
                     assert_eq!((answer.flags, &answer.payload), (flags, &payload), "a mismatched answer");
                     let n = done.fetch_add(1, Relaxed) + 1;
                     if n % sample_at == 0 || n == total {
-                        let children = support::children_rss_kib();
-                        let memory = (support::status_kib("VmRSS"), support::status_kib("VmHWM"));
+                        let children = util::process::children_rss_kib();
+                        let memory = (util::process::status_kib("VmRSS"), util::process::status_kib("VmHWM"));
                         samples.lock().unwrap().push((n, start.elapsed(), memory, children));
                     }
                 }
@@ -984,7 +1081,7 @@ fn soak_full() {
 
 fn never_ends(kind: Kind) {
     let _shared = shared();
-    let name = format!("ne{}", kind.letter());
+    let name = kind.name('e');
     let close_timeout = Duration::from_millis(500);
     let (transport, mut peer) = raw_pair(kind);
     let conn = PacketConnection::new(transport, config(name.clone()).close_timeout(close_timeout)).expect("start");
@@ -995,12 +1092,12 @@ fn never_ends(kind: Kind) {
     assert!(took < close_timeout + Duration::from_secs(1) + PROMPT / 2, "close took {took:?}");
     // The peer did get our goodbye.
     let packets = feed.until_end_or(PROMPT);
-    assert!(packets.iter().any(|p| p.control() == Some(Ok(packetstream::Control::Eof))), "{packets:?}");
-    peer.vanish();
-    assert_threads_end(&name);
+    assert!(packets.iter().any(|p| p.control() == Some(Ok(Control::Eof))), "{packets:?}");
+    peer.hang_up();
+    assert_no_threads(&name);
     eprintln!("never ends ({kind:?}): close took {took:?}: {:?}", outcome.as_ref().err());
     // The peer never ended its side: close must say so rather than succeed.
-    assert!(matches!(outcome, Err(Error::CloseTimeout(_))), "close gave {outcome:?}");
+    assert!(timed_out(&outcome), "close gave {outcome:?}");
 }
 
 #[test]
@@ -1010,7 +1107,12 @@ fn peer_never_ends_close_reports_it_pipes() {
 
 #[test]
 fn peer_never_ends_close_reports_it_sockets() {
-    never_ends(Kind::Socket);
+    never_ends(Kind::Unix);
+}
+
+#[test]
+fn peer_never_ends_close_reports_it_memory() {
+    never_ends(Kind::Memory);
 }
 
 // ---------------------------------------------------------------------------
@@ -1021,7 +1123,7 @@ fn peer_never_ends_close_reports_it_sockets() {
 /// buffered, and must flush the batch before it blocks).
 fn not_held_behind_a_partial_frame(kind: Kind) {
     let _shared = shared();
-    let name = format!("ph{}", kind.letter());
+    let name = kind.name('h');
     let (transport, mut peer) = raw_pair(kind);
     let conn = PacketConnection::with_handler(transport, config(name.clone()), echo).expect("start");
     let feed = peer.start_reading();
@@ -1030,24 +1132,24 @@ fn not_held_behind_a_partial_frame(kind: Kind) {
     let tags: Vec<u64> = (0..150).map(|_| feed.next_ordinary().tag()).collect();
     let mut bytes = Vec::new();
     for &tag in &tags {
-        bytes.extend(support::frame(&ok_response(0, tag, tag, b"answer")));
+        bytes.extend(frame(&ok_response(0, tag, tag, b"answer")));
     }
-    let request = support::frame(&packetstream::Packet::request(0, 77, 0, 5, b"asked".to_vec()).unwrap());
+    let request = frame(&packetstream::Packet::request(0, 77, 0, 5, b"asked".to_vec()).unwrap());
     bytes.extend(&request);
-    let last = support::frame(&ok_response(0, 999, 0, b"unknown tag, ignored"));
+    let last = frame(&ok_response(0, 999, 0, b"unknown tag, ignored"));
     let (head, tail) = last.split_at(last.len() / 2);
     bytes.extend(head);
-    peer.send(&bytes);
-    for (mut p, tag) in pending.into_iter().zip(tags) {
+    peer.send_bytes(&bytes);
+    for (p, tag) in pending.into_iter().zip(tags) {
         let answer = p.wait_timeout(PROMPT).expect("an answer held behind a partial frame");
         assert_eq!(answer.flags, tag);
     }
     let answered = feed.next_ordinary();
     assert_eq!((answered.tag(), answered.ok(), answered.payload()), (77, Some(true), &b"asked"[..]));
-    peer.send(tail);
+    peer.send_bytes(tail);
     peer.end_output();
     conn.close().expect("a clean close");
-    assert_threads_end(&name);
+    assert_no_threads(&name);
 }
 
 #[test]
@@ -1057,7 +1159,12 @@ fn answers_are_not_held_behind_a_partial_frame_pipes() {
 
 #[test]
 fn answers_are_not_held_behind_a_partial_frame_sockets() {
-    not_held_behind_a_partial_frame(Kind::Socket);
+    not_held_behind_a_partial_frame(Kind::Unix);
+}
+
+#[test]
+fn answers_are_not_held_behind_a_partial_frame_memory() {
+    not_held_behind_a_partial_frame(Kind::Memory);
 }
 
 // ---------------------------------------------------------------------------
@@ -1065,7 +1172,7 @@ fn answers_are_not_held_behind_a_partial_frame_sockets() {
 
 fn never_reads_answers(kind: Kind) {
     let _shared = shared();
-    let name = format!("nra{}", kind.letter());
+    let name = kind.name('w');
     let close_timeout = Duration::from_millis(500);
     let (transport, mut peer) = raw_pair(kind);
     // 16 KiB answers: small enough to be written directly by the worker that
@@ -1075,9 +1182,9 @@ fn never_reads_answers(kind: Kind) {
         .expect("start");
     let mut requests = Vec::new();
     for tag in 2..402u64 {
-        requests.extend(support::frame(&packetstream::Packet::request(0, tag, 0, 0, Vec::new()).unwrap()));
+        requests.extend(frame(&packetstream::Packet::request(0, tag, 0, 0, Vec::new()).unwrap()));
     }
-    peer.send(&requests);
+    peer.send_bytes(&requests);
     // Until the answers fill the stream and the send queue.
     let filled = wait_for(PROMPT, || conn.stats().requests_in == 400);
     assert!(filled, "the reader stopped reading: {:?}", conn.stats());
@@ -1085,9 +1192,9 @@ fn never_reads_answers(kind: Kind) {
     let outcome = conn.close();
     let took = start.elapsed();
     assert!(took < close_timeout + Duration::from_secs(1) + PROMPT / 2, "close took {took:?}");
-    assert!(matches!(outcome, Err(Error::CloseTimeout(_))), "close gave {outcome:?}");
-    peer.vanish();
-    assert_threads_end(&name);
+    assert!(timed_out(&outcome), "close gave {outcome:?}");
+    peer.hang_up();
+    assert_no_threads(&name);
     eprintln!("never reads answers ({kind:?}): close took {took:?}: {:?}", outcome.err());
 }
 
@@ -1098,5 +1205,10 @@ fn peer_never_reads_answers_close_reports_it_pipes() {
 
 #[test]
 fn peer_never_reads_answers_close_reports_it_sockets() {
-    never_reads_answers(Kind::Socket);
+    never_reads_answers(Kind::Unix);
+}
+
+#[test]
+fn peer_never_reads_answers_close_reports_it_memory() {
+    never_reads_answers(Kind::Memory);
 }

@@ -8,12 +8,9 @@
 //! Every child process gets a bounded wait and is killed when it runs out:
 //! a hang fails a test instead of stalling it.
 
-mod common;
 mod util;
 
-use std::env;
-use std::ffi::OsString;
-use std::io::{self, Write};
+use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,13 +19,13 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::Rng;
 use crossbeam_channel::Receiver;
 use packetstream::{
-    Config, Error, Failure, PacketConnection, Pending, ProtocolError, Request, Response, Transport, MAX_REQUEST_FLAGS,
-    MAX_RESPONSE_FLAGS,
+    CloseProblem, Config, ConfigBuilder, ConnectionError, Failure, PacketConnection, Pending, ProtocolError, Request,
+    RequestError, Response, Transport, WaitTimeoutError, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS,
 };
 use util::python::{drain, python, run_bounded};
+use util::{unique_name, Rng};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// How long one answer may take.
@@ -100,24 +97,35 @@ fn showing_stderr_on_failure<T>(name: &str, stderr: ChildStderr, body: impl FnOn
 // ---------------------------------------------------------------------------
 // Requests
 
-fn config(name: &str) -> Config {
-    Config::default().name(name).close_timeout(CLOSE_TIMEOUT)
+/// A configuration named uniquely in this test binary (`role` tells the
+/// tests apart in thread names: `i000e-reader`, ...).
+fn config(role: char) -> ConfigBuilder {
+    Config::builder().name(unique_name('i', role)).close_timeout(CLOSE_TIMEOUT)
 }
 
 /// Waits a bounded time for an answer; a timeout fails the test.
-fn answer(mut pending: Pending, what: &str) -> Result<Response, Error> {
+fn answer(pending: Pending, what: &str) -> Result<Response, RequestError> {
     match pending.wait_timeout(ANSWER_TIMEOUT) {
-        Err(Error::Timeout) => panic!("{what}: no answer within {ANSWER_TIMEOUT:?}"),
-        outcome => outcome,
+        Ok(response) => Ok(response),
+        Err(WaitTimeoutError::Timeout(_)) => panic!("{what}: no answer within {ANSWER_TIMEOUT:?}"),
+        Err(WaitTimeoutError::Failed(failure)) => Err(RequestError::Failed(failure)),
+        Err(WaitTimeoutError::Connection(error)) => Err(RequestError::Connection(error)),
+        Err(other) => panic!("{what}: a wait's outcome this test does not know: {other:?}"),
     }
 }
 
-fn call(conn: &PacketConnection, rq_type: u64, flags: u64, payload: &[u8], what: &str) -> Result<Response, Error> {
+fn call(
+    conn: &PacketConnection,
+    rq_type: u64,
+    flags: u64,
+    payload: &[u8],
+    what: &str,
+) -> Result<Response, RequestError> {
     let pending = conn.submit(rq_type, flags, payload.to_vec()).unwrap_or_else(|e| panic!("{what}: submit: {e}"));
     answer(pending, what)
 }
 
-fn assert_echo(what: &str, got: Result<Response, Error>, flags: u64, payload: &[u8]) {
+fn assert_echo(what: &str, got: Result<Response, RequestError>, flags: u64, payload: &[u8]) {
     let got = got.unwrap_or_else(|e| panic!("{what}: {e:?}"));
     assert_eq!(got.flags, flags, "{what}: flags");
     assert!(
@@ -146,7 +154,7 @@ fn rust_client_python_server_echo() {
     let Some(python) = python("rust_client_python_server_echo") else { return };
     let (transport, stderr) = spawn_python(&python, "echo_server.py");
     showing_stderr_on_failure("echo_server.py", stderr, move || {
-        let conn = PacketConnection::new(transport, config("interop-echo")).expect("start the connection");
+        let conn = PacketConnection::new(transport, config('e')).expect("start the connection");
         let mut rng = Rng(0x5eed_0001);
 
         // A grid of request types, flags and payloads. MAX_RESPONSE_FLAGS is
@@ -169,12 +177,12 @@ fn rust_client_python_server_echo() {
 
         // The handler raises for rq_type 1: ok = 0, flags 0, Python's text.
         match call(&conn, 1, 5, b"x", "rq_type 1") {
-            Err(Error::Failed(failure)) => {
+            Err(RequestError::Failed(failure)) => {
                 println!("rq_type 1 failed as expected: {failure:?}");
                 assert_eq!(failure.flags, 0, "flags of the failed response");
                 assert_eq!(failure.text(), "exception during handler");
             }
-            other => panic!("rq_type 1 should fail with Error::Failed, got {other:?}"),
+            other => panic!("rq_type 1 should fail with RequestError::Failed, got {other:?}"),
         }
 
         // cs.packetstream serves channel 0 only.
@@ -182,12 +190,12 @@ fn rust_client_python_server_echo() {
             let pending = conn.submit_on(5, 0, i, b"on channel 5".to_vec()).expect("submit on channel 5");
             assert_eq!(pending.channel(), 5);
             match answer(pending, "request on channel 5") {
-                Err(Error::Failed(failure)) => {
+                Err(RequestError::Failed(failure)) => {
                     println!("request on channel 5 refused as expected: {failure:?}");
                     assert!(failure.text().starts_with("unknown channel"), "refusal text: {failure:?}");
                     assert_eq!(failure.flags, 0);
                 }
-                other => panic!("a request on channel 5 should fail with Error::Failed, got {other:?}"),
+                other => panic!("a request on channel 5 should fail with RequestError::Failed, got {other:?}"),
             }
         }
 
@@ -206,7 +214,7 @@ fn rust_client_python_server_many_in_flight_from_threads() {
     let Some(python) = python("rust_client_python_server_many_in_flight_from_threads") else { return };
     let (transport, stderr) = spawn_python(&python, "echo_server.py");
     showing_stderr_on_failure("echo_server.py", stderr, move || {
-        let conn = PacketConnection::new(transport, config("interop-threads")).expect("start the connection");
+        let conn = PacketConnection::new(transport, config('t')).expect("start the connection");
         thread::scope(|scope| {
             let callers: Vec<_> = (0..THREADS)
                 .map(|t| {
@@ -264,12 +272,11 @@ fn rust_and_python_both_make_requests() {
                 }
             }
         };
-        let conn =
-            PacketConnection::with_handler(transport, config("interop-bidi"), handler).expect("start the connection");
+        let conn = PacketConnection::with_handler(transport, config('b'), handler).expect("start the connection");
 
         // Plain echo, and Python's own failure.
         assert_echo("echo", call(&conn, 0, 4, b"plain", "echo"), 4, b"plain");
-        assert!(matches!(call(&conn, 1, 0, b"", "rq_type 1"), Err(Error::Failed(_))));
+        assert!(matches!(call(&conn, 1, 0, b"", "rq_type 1"), Err(RequestError::Failed(_))));
 
         // rq_type 2: Python asks us back while our request waits; from
         // several threads, so requests go both ways at once.
@@ -325,14 +332,18 @@ fn python_echo_of_flags_past_64_bits_is_a_protocol_error() {
     let Some(python) = python("python_echo_of_flags_past_64_bits_is_a_protocol_error") else { return };
     let (transport, stderr) = spawn_python(&python, "echo_server.py");
     showing_stderr_on_failure("echo_server.py", stderr, move || {
-        let conn = PacketConnection::new(transport, config("interop-overflow")).expect("start the connection");
+        let conn = PacketConnection::new(transport, config('o')).expect("start the connection");
         assert_echo("largest echoable flags", call(&conn, 0, MAX_RESPONSE_FLAGS, b"", "max"), MAX_RESPONSE_FLAGS, b"");
         match call(&conn, 0, MAX_REQUEST_FLAGS, b"too big", "flags past 64 bits") {
-            Err(Error::Protocol(ProtocolError::VarintOverflow)) => {}
+            Err(RequestError::Connection(ConnectionError::Protocol(ProtocolError::VarintOverflow))) => {}
             other => panic!("the echo of flags {MAX_REQUEST_FLAGS} should be a VarintOverflow, got {other:?}"),
         }
         match conn.close() {
-            Err(Error::Protocol(ProtocolError::VarintOverflow)) => {}
+            Err(error)
+                if matches!(
+                    error.problem(),
+                    CloseProblem::Connection(ConnectionError::Protocol(ProtocolError::VarintOverflow))
+                ) => {}
             other => panic!("close should report the protocol error, got {other:?}"),
         }
     });
@@ -341,65 +352,12 @@ fn python_echo_of_flags_past_64_bits_is_a_protocol_error() {
 // ---------------------------------------------------------------------------
 // Python client, Rust server
 
-/// The `echo_server` example, which `cargo test` builds next to the test
-/// binary (`target/<profile>/deps/interop-HASH` →
-/// `target/<profile>/examples/echo_server`). If it is not there (as after
-/// `cargo test --test interop` in a fresh target), builds it.
-fn echo_server_example() -> PathBuf {
-    let name = format!("echo_server{}", env::consts::EXE_SUFFIX);
-    let exe = env::current_exe().expect("the test binary's path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("the test binary is in <target>/<profile>/deps");
-    let candidate = profile_dir.join("examples").join(&name);
-    if candidate.is_file() {
-        return candidate;
-    }
-    let _ = writeln!(
-        io::stderr(),
-        "interop: {} is missing: building it with `cargo build --example echo_server`",
-        candidate.display()
-    );
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let mut command = Command::new(cargo);
-    // The target directory comes from the environment (CARGO_TARGET_DIR) or
-    // the configuration as for the outer build; cargo reports where the
-    // binary went.
-    command.current_dir(REPO).args(["build", "--example", "echo_server", "--message-format=json-render-diagnostics"]);
-    match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("release") => {
-            command.arg("--release");
-        }
-        Some("debug") | None => {}
-        Some(profile) => {
-            command.args(["--profile", profile]);
-        }
-    }
-    let run = run_bounded(command, Duration::from_secs(900)).expect("run cargo build");
-    assert!(
-        run.status.is_some_and(|s| s.success()),
-        "cargo build --example echo_server failed ({:?}):\n{}",
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let built = stdout
-        .lines()
-        .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"name\":\"echo_server\""))
-        .find_map(|line| {
-            let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
-            let end = start + line[start..].find('"')?;
-            Some(PathBuf::from(&line[start..end]))
-        })
-        .expect("cargo build did not report the echo_server executable");
-    assert!(built.is_file(), "cargo reported {} but it is not there", built.display());
-    built
-}
-
 #[test]
 fn python_client_rust_server() {
     let Some(python) = python("python_client_rust_server") else { return };
-    let server = echo_server_example();
+    let server = util::process::echo_server();
     let mut command = Command::new(&python);
-    command.arg(script("echo_client.py")).arg(&server).env("PACKETSTREAM_TEST_WATCHDOG", PYTHON_WATCHDOG_SECONDS);
+    command.arg(script("echo_client.py")).arg(server).env("PACKETSTREAM_TEST_WATCHDOG", PYTHON_WATCHDOG_SECONDS);
     let run = run_bounded(command, PYTHON_CLIENT_TIMEOUT).expect("run echo_client.py");
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = tail(&run.stderr, 16 * 1024);
@@ -415,4 +373,122 @@ fn python_client_rust_server() {
         report()
     );
     println!("{summary}");
+}
+
+// ---------------------------------------------------------------------------
+// The extension mechanism against a peer that has none
+
+/// A Python log reduced to what does not change from run to run: numbers
+/// (times, thread ids, counters) and hex addresses become `#`.
+fn log_lines(stderr: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .map(|line| {
+            let mut out = String::with_capacity(line.len());
+            let mut chars = line.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c == '0' && chars.peek() == Some(&'x') {
+                    chars.next();
+                    while chars.next_if(char::is_ascii_hexdigit).is_some() {}
+                    out.push_str("0x#");
+                } else if c.is_ascii_digit() {
+                    while chars.next_if(char::is_ascii_digit).is_some() {}
+                    out.push('#');
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// The lines of `with` that `without` lacks, and those `without` has that
+/// `with` lacks (as multisets).
+fn log_difference(with: &[String], without: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut missing = without.to_vec();
+    let mut extra = Vec::new();
+    for line in with {
+        match missing.iter().position(|other| other == line) {
+            Some(at) => {
+                missing.remove(at);
+            }
+            None => extra.push(line.clone()),
+        }
+    }
+    (extra, missing)
+}
+
+/// A Python peer's log with extensions on at our end holds what the same
+/// run without them gives, and one line more: the rejected probe.
+fn assert_only_the_probe_was_rejected(with: &[u8], without: &[u8]) {
+    let (extra, missing) = log_difference(&log_lines(with), &log_lines(without));
+    let shown =
+        || format!("---- with extensions ----\n{}\n---- without ----\n{}", tail(with, 8192), tail(without, 8192));
+    assert!(missing.is_empty(), "lines of the plain run missing with extensions: {missing:#?}\n{}", shown());
+    assert_eq!(extra.len(), 1, "lines only in the run with extensions: {extra:#?}\n{}", shown());
+    // The probe is tag 0 on the control channel; a peer without a handler
+    // refuses it for that, one with a handler for its channel.
+    let probe = format!("request[{}:0]: rejecting request: ", packetstream::ext::CONTROL_CHANNEL);
+    assert!(extra[0].contains("request[#:#]: rejecting request: "), "not the rejected probe: {:?}", extra[0]);
+    assert_eq!(String::from_utf8_lossy(with).matches(&probe).count(), 1, "{}", shown());
+    assert_eq!(String::from_utf8_lossy(without).matches(&probe).count(), 0, "{}", shown());
+}
+
+/// One run of a Rust client against Python's echo server; returns the
+/// server's stderr.
+fn rust_client_run(python: &Path, extensions: bool) -> Vec<u8> {
+    use packetstream::ext::negotiation::{PlainReason, State};
+    use packetstream::CloseOptions;
+    let (transport, stderr) = spawn_python(python, "echo_server.py");
+    let conn = PacketConnection::new(transport, config('x').extensions(extensions)).expect("start");
+    for i in 0..20u64 {
+        let payload = format!("call {i}").into_bytes();
+        assert_echo("echo", call(&conn, 0, i, &payload, "echo"), i, &payload);
+    }
+    assert!(matches!(call(&conn, 1, 0, b"x", "failing"), Err(RequestError::Failed(_))));
+    let expected = if extensions {
+        // cs.packetstream refuses every channel but 0, with this text (sic).
+        State::Plain(PlainReason::Refused("unknown channel %d".into()))
+    } else {
+        State::Off
+    };
+    assert_eq!(conn.wait_extensions(ANSWER_TIMEOUT), expected);
+    // A reason given to a plain peer: an ordinary close.
+    let finished = conn.close_with(CloseOptions::new().reason("unheard")).expect("close");
+    assert!(finished.exit_status().is_some_and(|status| status.success()), "{finished:?}");
+    stderr.0.recv_timeout(Duration::from_secs(30)).expect("the server's stderr ended")
+}
+
+#[test]
+fn rust_client_with_extensions_against_python_server() {
+    let Some(python) = python("rust_client_with_extensions_against_python_server") else { return };
+    let without = rust_client_run(&python, false);
+    let with = rust_client_run(&python, true);
+    assert_only_the_probe_was_rejected(&with, &without);
+}
+
+/// One run of Python's echo client against our echo server (`args` added);
+/// returns the client's stderr, with the server's, which it inherits.
+fn python_client_run(python: &Path, args: &[&str]) -> Vec<u8> {
+    let mut command = Command::new(python);
+    command.arg(script("echo_client.py")).arg(util::process::echo_server()).args(args);
+    command.env("PACKETSTREAM_TEST_WATCHDOG", PYTHON_WATCHDOG_SECONDS);
+    let run = run_bounded(command, PYTHON_CLIENT_TIMEOUT).expect("run echo_client.py");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.is_some_and(|status| status.success()) && stdout.contains(" server_exit=0"),
+        "echo_client.py against echo_server {args:?}: {:?}\n{stdout}\n{}",
+        run.status,
+        tail(&run.stderr, 8192)
+    );
+    run.stderr
+}
+
+#[test]
+fn python_client_against_rust_server_with_extensions() {
+    let Some(python) = python("python_client_against_rust_server_with_extensions") else { return };
+    let without = python_client_run(&python, &[]);
+    let with = python_client_run(&python, &["--extensions"]);
+    assert_only_the_probe_was_rejected(&with, &without);
 }

@@ -16,14 +16,21 @@ pub fn echo(rq: Request) -> Result<Response, Failure> {
 }
 
 /// Serves one connection on stdin/stdout until the peer ends it, then shuts
-/// down in order. Exit status 0 for a clean end; errors go to stderr.
-pub fn serve_stdio(name: &str) -> ExitCode {
+/// down in order. With `extensions` the protocol extensions are on, and a
+/// peer that quits with a reason has it printed on stderr as
+/// `peer quit: TEXT`. Exit status 0 for a clean end; errors go to stderr.
+pub fn serve_stdio(name: &str, extensions: bool) -> ExitCode {
     let run = || -> Result<(), packetstream::Error> {
-        let conn = PacketConnection::with_handler(Transport::stdio()?, Config::default().name(name), echo)?;
+        let config = Config::builder().name(name).extensions(extensions);
+        let conn = PacketConnection::with_handler(Transport::stdio()?, config, echo)?;
         let received = conn.join_recv();
+        if let Some(reason) = conn.peer_quit_reason() {
+            eprintln!("peer quit: {reason}");
+        }
         let closed = conn.close();
         received?;
-        closed.map(drop)
+        closed?;
+        Ok(())
     };
     match run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
     let max_packet_size = if control & 0x40 != 0 { 64 } else { 1 << 16 };
     let (gate_tx, gate_rx) = mpsc::channel();
     let peer = Peer { gate: Some(gate_rx), data: input.to_vec(), at: 0, chunk };
-    let config = Config::default()
+    let config = Config::builder()
         .name("fz")
         .workers(2)
         .send_queue(if control & 0x80 != 0 { 1 } else { 4 })

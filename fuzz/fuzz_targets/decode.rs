@@ -4,7 +4,7 @@
 //! `read` call of the streaming reader returns; the rest is the stream. The
 //! target checks, besides "no panic":
 //!
-//! - every packet `codec::decode` cuts from the buffer re-encodes and decodes
+//! - every packet `wire::decode` cuts from the buffer re-encodes and decodes
 //!   back to itself;
 //! - the streaming `PacketReader`, fed the same bytes in small pieces, yields
 //!   exactly the same packets, then the same error (or a clean end, or an
@@ -16,8 +16,7 @@
 use std::io::{self, Read};
 
 use libfuzzer_sys::fuzz_target;
-use packetstream::codec::{self, PacketReader};
-use packetstream::{decode_varint, encode_varint, Error, MAX_VARINT_LEN};
+use packetstream::wire::{self, decode_varint, encode_varint, PacketReader, ReadError, MAX_VARINT_LEN};
 
 #[path = "alloc.rs"]
 mod alloc;
@@ -25,7 +24,7 @@ mod alloc;
 #[global_allocator]
 static ALLOCATOR: alloc::Tracking = alloc::Tracking;
 
-const MAX_SIZES: [usize; 8] = [0, 1, 3, 16, 300, 4096, codec::DEFAULT_MAX_PACKET_SIZE, usize::MAX];
+const MAX_SIZES: [usize; 8] = [0, 1, 3, 16, 300, 4096, wire::DEFAULT_MAX_PACKET_SIZE, usize::MAX];
 
 /// Hands out the input at most `chunk` bytes per read call.
 struct Trickle<'a> {
@@ -65,15 +64,15 @@ fuzz_target!(|data: &[u8]| {
     let mut reader = PacketReader::new(Trickle { data: stream, chunk }, max);
     let mut rest = stream;
     loop {
-        match codec::decode(rest, max) {
+        match wire::decode(rest, max) {
             Ok(Some((packet, used))) => {
                 assert!(used > 0 && used <= rest.len(), "used {used} of {}", rest.len());
                 let mut again = Vec::new();
-                codec::encode(&packet, &mut again);
-                assert_eq!(again.len(), codec::encoded_len(&packet));
+                wire::encode(&packet, &mut again);
+                assert_eq!(again.len(), wire::encoded_len(&packet));
                 // The re-encoding is canonical, so never longer than the input frame.
                 assert!(again.len() <= used);
-                assert_eq!(codec::decode(&again, usize::MAX >> 1), Ok(Some((packet.clone(), again.len()))));
+                assert_eq!(wire::decode(&again, usize::MAX >> 1), Ok(Some((packet.clone(), again.len()))));
                 match reader.read_packet() {
                     Ok(Some(read)) => assert_eq!(read, packet),
                     other => panic!("decode gave {packet:?}, the reader {other:?}"),
@@ -87,14 +86,14 @@ fuzz_target!(|data: &[u8]| {
             Ok(None) => {
                 // The stream stops inside a frame.
                 match reader.read_packet() {
-                    Err(Error::Protocol(_)) => {}
+                    Err(ReadError::Protocol(_)) => {}
                     other => panic!("{} trailing bytes: the reader gave {other:?}", rest.len()),
                 }
                 break;
             }
             Err(error) => {
                 match reader.read_packet() {
-                    Err(Error::Protocol(read)) => assert_eq!(read, error),
+                    Err(ReadError::Protocol(read)) => assert_eq!(read, error),
                     other => panic!("decode failed with {error:?}, the reader gave {other:?}"),
                 }
                 break;

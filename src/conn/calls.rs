@@ -177,6 +177,12 @@ impl TagMap {
         if let Some(reason) = &self.refusing {
             return Err(reason.clone());
         }
+        self.register_anyway(channel, entry)
+    }
+
+    /// [`register`](Self::register) even while new requests are refused:
+    /// for the connection's own requests at close (the quit request).
+    pub fn register_anyway(&mut self, channel: u64, entry: Entry) -> Result<u64, ConnectionError> {
         let first = if channel == 0 { FIRST_TAG_CHANNEL_0 } else { 0 };
         let next = self.next_tag.entry(channel).or_insert(first);
         let tag = *next;
@@ -251,11 +257,7 @@ pub(crate) struct Calls {
 
 impl Calls {
     pub fn new(name: Arc<str>, spin: Duration) -> Self {
-        Calls {
-            name,
-            map: Mutex::new(TagMap::default()),
-            wait: WaitPolicy { spin, backoff: AtomicU32::new(0) },
-        }
+        Calls { name, map: Mutex::new(TagMap::default()), wait: WaitPolicy { spin, backoff: AtomicU32::new(0) } }
     }
 
     /// Files a new request on `channel`: its tag, and how many requests
@@ -266,6 +268,13 @@ impl Calls {
         Ok((tag, map.outstanding()))
     }
 
+    /// Files one of the connection's own requests at close, when new
+    /// requests are refused already: its tag (`None` only once a channel's
+    /// 2^64 tags are spent).
+    pub fn register_at_close(&self, channel: u64, entry: Entry) -> Option<u64> {
+        self.map.lock().register_anyway(channel, entry).ok()
+    }
+
     /// A request given up on (cancelled, timed out, or never sent): its
     /// tag is freed, and a late answer to it is dropped quietly.
     pub fn forget(&self, key: Key) {
@@ -273,28 +282,27 @@ impl Calls {
     }
 
     /// A packet for one of our tags arrived: hands it to what waits on it.
-    /// Returns whether something waited (for the counters).
-    pub fn deliver(&self, packet: Packet) -> bool {
+    /// `received` runs first when something waits, so that a caller woken
+    /// by the answer finds it counted.
+    pub fn deliver(&self, packet: Packet, received: impl FnOnce()) {
         let key = (packet.channel, packet.tag);
         let found = self.map.lock().find(key);
         match found {
             Found::Answer(slot) => {
+                received();
                 slot.complete(outcome(packet));
-                true
             }
             Found::Conversation(conversation) => {
+                received();
                 if conversation.deliver(packet) == Delivered::Last {
                     self.map.lock().remove(key);
                 }
-                true
             }
             Found::Forgotten => {
                 log::debug!("{}: dropping late answer to cancelled request {}:{}", self.name, key.0, key.1);
-                false
             }
             Found::Unknown => {
                 log::warn!("{}: ignoring answer to unknown request {}:{}", self.name, key.0, key.1);
-                false
             }
         }
     }
@@ -367,8 +375,13 @@ mod tests {
         let slot = Arc::new(Slot::new());
         let (tag, in_flight) = calls.register(0, Entry::Answer(Arc::clone(&slot))).unwrap();
         assert_eq!(in_flight, 1);
-        assert!(calls.deliver(answer(0, tag, false, b"no")));
-        assert!(!calls.deliver(answer(0, tag, true, b"late")));
+        let counted = AtomicUsize::new(0);
+        let count = || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        };
+        calls.deliver(answer(0, tag, false, b"no"), count);
+        calls.deliver(answer(0, tag, true, b"late"), count);
+        assert_eq!(counted.load(Ordering::SeqCst), 1, "only the answer that found its caller counts");
         let failure = match slot.take(Some(Instant::now())) {
             Some(Err(RequestError::Failed(failure))) => failure,
             other => panic!("{other:?}"),
@@ -403,12 +416,11 @@ mod tests {
         let calls = Calls::new("t".into(), Duration::ZERO);
         let counting = Arc::new(Counting { seen: AtomicUsize::new(0), last_at: 3, failed: Mutex::new(None) });
         let (tag, _) = calls.register(9, Entry::Conversation(counting.clone())).unwrap();
-        for _ in 0..3 {
-            assert!(calls.deliver(answer(9, tag, true, b"item")));
+        for _ in 0..4 {
+            calls.deliver(answer(9, tag, true, b"item"), || {});
         }
-        assert_eq!(counting.seen.load(Ordering::SeqCst), 3);
+        assert_eq!(counting.seen.load(Ordering::SeqCst), 3, "nothing is delivered after the last");
         assert_eq!(calls.outstanding(), 0);
-        assert!(!calls.deliver(answer(9, tag, true, b"after the last")));
     }
 
     #[test]

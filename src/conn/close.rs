@@ -2,8 +2,8 @@
 //! report of what each did.
 //!
 //! 1. **quit**: when a reason is given and both ends agreed on the quit
-//!    feature, tell the peer why (waits, within the deadline, for the
-//!    negotiation to settle if it has not);
+//!    feature, tell the peer why (if the negotiation has not settled yet,
+//!    waits for it, at most [`QUIT_WAIT`]);
 //! 2. **send ERQ**: this side makes no more requests;
 //! 3. **drain handlers**: the peer's requests in service finish and their
 //!    answers are sent;
@@ -45,6 +45,11 @@ pub const AFTER_INTERRUPT: Duration = Duration::from_secs(1);
 /// The least time close leaves for sending EOF and hearing the peer's, even
 /// when handlers used up the close timeout.
 pub const FAREWELL: Duration = Duration::from_millis(200);
+
+/// The longest the quit step waits for the negotiation of extensions to
+/// settle: a peer that has not answered the probe by then is unlikely to
+/// read a reason, and the rest of close should not wait for it.
+pub const QUIT_WAIT: Duration = Duration::from_secs(1);
 
 /// The least time a child is given to exit after its stdin closed.
 const CHILD_EXIT: Duration = Duration::from_millis(500);
@@ -271,7 +276,11 @@ impl From<Panicked> for CloseProblem {
 /// A close that did not go cleanly: the first problem, with the report and
 /// what is known of how a child ended.
 #[derive(Debug, Clone)]
-pub struct CloseError {
+pub struct CloseError(Box<Failed>);
+
+/// What a [`CloseError`] holds, boxed so that a `Result` of close stays small.
+#[derive(Debug, Clone)]
+struct Failed {
     problem: CloseProblem,
     report: CloseReport,
     exit_status: Option<ExitStatus>,
@@ -280,35 +289,35 @@ pub struct CloseError {
 impl CloseError {
     /// The first thing that went wrong.
     pub fn problem(&self) -> &CloseProblem {
-        &self.problem
+        &self.0.problem
     }
 
     /// What each step did.
     pub fn report(&self) -> &CloseReport {
-        &self.report
+        &self.0.report
     }
 
     /// How the child process ended, for a [`Transport::spawn`](crate::Transport::spawn)
     /// connection whose child could be reaped.
     pub fn exit_status(&self) -> Option<ExitStatus> {
-        self.exit_status
+        self.0.exit_status
     }
 
     /// Whether the deadline passed first.
     pub fn is_timeout(&self) -> bool {
-        matches!(self.problem, CloseProblem::TimedOut(_))
+        matches!(self.0.problem, CloseProblem::TimedOut(_))
     }
 }
 
 impl fmt::Display for CloseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.problem, f)
+        fmt::Display::fmt(&self.0.problem, f)
     }
 }
 
 impl std::error::Error for CloseError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.problem {
+        match &self.0.problem {
             CloseProblem::Connection(error) => Some(error),
             CloseProblem::Child(error) => Some(&**error),
             _ => None,
@@ -435,7 +444,7 @@ pub(crate) fn close(parts: Parts<'_>, options: CloseOptions) -> Result<Finished,
         if !control.is_on() {
             return (StepOutcome::Skipped, ());
         }
-        control.wait_settled(Some(deadline));
+        control.wait_settled(Some(deadline.min(Instant::now() + QUIT_WAIT)));
         match control.quit(calls, reason) {
             Some(packet) => match send.send_control(packet, Some(deadline)) {
                 Ok(()) => (StepOutcome::Done, ()),
@@ -473,8 +482,7 @@ pub(crate) fn close(parts: Parts<'_>, options: CloseOptions) -> Result<Finished,
         Err(NotSent::Ended(_)) => (StepOutcome::Failed, ()),
     });
 
-    let reading_ended =
-        |until: Instant| !matches!(reading_done.recv_deadline(until), Err(RecvTimeoutError::Timeout));
+    let reading_ended = |until: Instant| !matches!(reading_done.recv_deadline(until), Err(RecvTimeoutError::Timeout));
     let (mut writer_done, mut read_done) = log.step(CloseStep::AwaitPeerEof, |_| {
         let writer_done = threads.writer.wait_until(deadline);
         let read_done = writer_done && reading_ended(deadline);
@@ -536,7 +544,7 @@ pub(crate) fn close(parts: Parts<'_>, options: CloseOptions) -> Result<Finished,
 
     log::debug!("{name}: closed: {}", log.report);
     match log.problem {
-        Some(problem) => Err(CloseError { problem, report: log.report, exit_status }),
+        Some(problem) => Err(CloseError(Box::new(Failed { problem, report: log.report, exit_status }))),
         None => Ok(Finished {
             exit_status,
             streams,
@@ -591,7 +599,10 @@ fn join_threads(
     let exit_by = Instant::now() + AFTER_INTERRUPT;
     let closed = pool.close(exit_by, reading_thread);
     if !closed.stuck.is_empty() {
-        first(problem, CloseProblem::TimedOut(format!("request handlers still running on {}", closed.stuck.join(", "))));
+        first(
+            problem,
+            CloseProblem::TimedOut(format!("request handlers still running on {}", closed.stuck.join(", "))),
+        );
     }
     if let Some(panicked) = closed.panicked {
         first(problem, panicked);
@@ -612,7 +623,10 @@ fn join_threads(
         stuck.push(pool.thread_name(number));
     }
     if !stuck.is_empty() {
-        first(problem, CloseProblem::TimedOut(format!("{} still blocked on the stream, left running", stuck.join(" and "))));
+        first(
+            problem,
+            CloseProblem::TimedOut(format!("{} still blocked on the stream, left running", stuck.join(" and "))),
+        );
     }
     (writer, problem.is_some() == before)
 }

@@ -149,14 +149,14 @@ impl Control {
         self.peer_quit.lock().clone()
     }
 
-    /// The quit request carrying `reason`, registered so that its answer is
-    /// dropped quietly; `None` unless both ends agreed on quitting with a
-    /// reason.
+    /// The quit request carrying `reason`, registered (although close
+    /// refuses new requests by now) so that its answer is dropped quietly;
+    /// `None` unless both ends agreed on quitting with a reason.
     pub fn quit(&self, calls: &Calls, reason: &str) -> Option<Packet> {
         if !self.agreed(Feature::Quit) {
             return None;
         }
-        let (tag, _) = calls.register(ext::CONTROL_CHANNEL, Entry::Conversation(Arc::new(Discard))).ok()?;
+        let tag = calls.register_at_close(ext::CONTROL_CHANNEL, Entry::Conversation(Arc::new(Discard)))?;
         Some(Packet::request_unchecked(ext::CONTROL_CHANNEL, tag, rq_type::QUIT, 0, quit::encode(reason)))
     }
 }

@@ -113,7 +113,8 @@ impl PacketConnection {
         let (done, reading_done) = crossbeam_channel::bounded(0);
         let serving = Arc::new_cyclic(|serving| {
             let spawner = serve::spawner(serving.clone());
-            let pool = Pool::new(Arc::clone(&name), config.workers(), config.max_incoming(), config.handler_pause(), spawner);
+            let pool =
+                Pool::new(Arc::clone(&name), config.workers(), config.max_incoming(), config.handler_pause(), spawner);
             Serving::new(
                 Arc::clone(&name),
                 handler,

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Requests this side sent.
+    /// Requests this side sent (the extension mechanism's own not counted).
     pub requests_out: u64,
     /// Responses this side received to its requests.
     pub responses_in: u64,
-    /// Requests received from the peer (control packets not counted).
+    /// Requests received from the peer (control packets, and the extension
+    /// mechanism's own requests on its reserved channels, not counted).
     pub requests_in: u64,
     /// Responses this side sent, rejections included.
     pub responses_out: u64,

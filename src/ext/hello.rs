@@ -201,7 +201,8 @@ impl<'a> Cursor<'a> {
 
     fn take(&mut self, len: usize) -> Result<&'a [u8], HelloError> {
         let at = self.offset();
-        let end = self.at.checked_add(len).filter(|&end| end <= self.bytes.len()).ok_or(HelloError::Truncated { at })?;
+        let end =
+            self.at.checked_add(len).filter(|&end| end <= self.bytes.len()).ok_or(HelloError::Truncated { at })?;
         let taken = &self.bytes[self.at..end];
         self.at = end;
         Ok(taken)

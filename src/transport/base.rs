@@ -128,4 +128,3 @@ impl std::fmt::Debug for Transport {
         f.debug_struct("Transport").field("source", &kind).field("child", &self.hooks.child.is_some()).finish()
     }
 }
-

@@ -15,7 +15,7 @@ mod on_demand;
 mod pipe;
 mod socket;
 
-pub use base::{ReadHalf, Transport, WriteHalf};
 pub(crate) use base::{Hooks, Opened};
+pub use base::{ReadHalf, Transport, WriteHalf};
 pub(crate) use child::reap;
 pub use memory::{memory_pipe, MemoryReader, MemoryWriter};

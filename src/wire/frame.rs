@@ -110,4 +110,3 @@ pub fn decode(buf: &[u8], max_packet_size: usize) -> Result<Option<(Packet, usiz
     let (header, at) = parse_header(body)?;
     Ok(Some((header.with_payload(body[at..].to_vec()), prefix + len)))
 }
-

@@ -162,7 +162,8 @@ pub fn example(name: &str) -> PathBuf {
             let _ = child.kill();
             let _ = child.wait();
         }
-        assert!(status.is_some_and(|s| s.success()) || path.exists(), "cargo build --example {name} failed");
+        // A stale binary must not stand in for one that no longer builds.
+        assert!(status.is_some_and(|s| s.success()), "cargo build --example {name} failed: {status:?}");
     }
     assert!(path.exists(), "{} is missing", path.display());
     built.push((name.to_owned(), path.clone()));

@@ -223,7 +223,10 @@ mod tests {
         let Verdict::TakeOver(section) = handoff.look(&mut look, at(start, 1000)) else {
             panic!("not taken over after a tick")
         };
-        assert_eq!((section.number, section.key, section.thread, section.reading), (number, Some((0, 7)), 4, "reading"));
+        assert_eq!(
+            (section.number, section.key, section.thread, section.reading),
+            (number, Some((0, 7)), 4, "reading")
+        );
         // The stuck leader finds its state gone, and handlers pause.
         assert_eq!(handoff.end(number), None);
         assert!(!handoff.is_watching());

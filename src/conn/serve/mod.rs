@@ -52,6 +52,7 @@ pub(crate) fn work(me: usize, serving: &Arc<Serving>) {
                 // peer that reuses the tag after the answer is not refused.
                 let light = pool.finish(me, key);
                 serving.send.send_response(response, light);
+                pool.answered();
             }
             Job::Send(packet) => serving.send.send_response(packet, false),
             Job::Read(reading) => {

@@ -18,7 +18,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread::{self as std_thread, Thread as Parked};
 use std::time::{Duration, Instant};
@@ -84,7 +84,9 @@ struct State<R> {
 }
 
 impl<R> State<R> {
-    fn drained(&self) -> bool {
+    /// Nothing admitted is unanswered, but for answers still being sent
+    /// (see [`Pool::answering`]).
+    fn idle(&self) -> bool {
         self.jobs.is_empty() && self.serving.is_empty() && self.handoff.running().is_none()
     }
 
@@ -104,6 +106,14 @@ pub(crate) struct Pool<R> {
     spawn: Spawner,
     /// Which thread reads the stream, by number.
     reading: AtomicUsize,
+    /// Answers taken out of service but not yet handed to the send path. A
+    /// request leaves service before its answer is sent (so that a peer
+    /// reusing the tag at once is not refused), and close must not send EOF
+    /// ahead of such an answer: draining waits for this to reach zero too.
+    answering: AtomicUsize,
+    /// Set with the state's `closing`, for [`Pool::answered`] to look at
+    /// without the lock.
+    closing: AtomicBool,
 }
 
 impl<R> Pool<R> {
@@ -129,7 +139,13 @@ impl<R> Pool<R> {
             workers: Mutex::new(Vec::new()),
             spawn,
             reading: AtomicUsize::new(size),
+            answering: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
         }
+    }
+
+    fn drained(&self, state: &State<R>) -> bool {
+        state.idle() && self.answering.load(SeqCst) == 0
     }
 
     pub fn set_reading_thread(&self, number: usize) {
@@ -276,7 +292,7 @@ impl<R> Pool<R> {
         if slow {
             state.handoff.pause_from(Instant::now());
         }
-        if state.closing && state.drained() {
+        if state.closing && self.drained(&state) {
             self.drained.notify_all();
         }
         reading
@@ -355,18 +371,29 @@ impl<R> Pool<R> {
         }
     }
 
-    /// Marks a request answered; returns whether its answer is alone enough
-    /// to be written at once: few others in service. With many in service
-    /// the answer is left staged to go out with others.
+    /// Takes a request out of service once its handler returned; the caller
+    /// sends the answer and then calls [`answered`](Self::answered). Returns
+    /// whether the answer is alone enough to be written at once: few others
+    /// in service. With many in service it is left staged to go out with
+    /// others.
     pub fn finish(&self, me: usize, key: Key) -> bool {
         let mut state = self.state.lock();
         let in_service = state.serving.len();
         state.serving.remove(&key);
         state.busy[me] = false;
-        if state.closing && state.drained() {
-            self.drained.notify_all();
-        }
+        self.answering.fetch_add(1, SeqCst);
         policy::is_light(in_service)
+    }
+
+    /// The answer of a request [`finish`](Self::finish)ed is with the send
+    /// path. Takes the lock only while closing, to wake the drain.
+    pub fn answered(&self) {
+        if self.answering.fetch_sub(1, SeqCst) == 1 && self.closing.load(SeqCst) {
+            let state = self.state.lock();
+            if self.drained(&state) {
+                self.drained.notify_all();
+            }
+        }
     }
 
     /// Refuses new requests and waits until `deadline` for those in service
@@ -378,14 +405,17 @@ impl<R> Pool<R> {
     pub fn drain(&self, deadline: Instant) -> Result<(), String> {
         let mut state = self.state.lock();
         state.closing = true;
-        while !state.drained() {
-            if self.drained.wait_until(&mut state, deadline).timed_out() && !state.drained() {
+        self.closing.store(true, SeqCst);
+        while !self.drained(&state) {
+            if self.drained.wait_until(&mut state, deadline).timed_out() && !self.drained(&state) {
                 let names: Vec<String> =
                     (0..=self.size).filter(|&n| state.busy[n]).map(|n| self.thread_name(n)).collect();
-                return Err(if names.is_empty() {
+                return Err(if !names.is_empty() {
+                    format!("request handlers still running on {}", names.join(", "))
+                } else if !state.jobs.is_empty() {
                     format!("{} requests still waiting for a handler", state.jobs.len())
                 } else {
-                    format!("request handlers still running on {}", names.join(", "))
+                    "answers still waiting for room in the send queue".to_owned()
                 });
             }
         }

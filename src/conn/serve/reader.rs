@@ -118,9 +118,11 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
         // caller keeps the stream busy only if it hears back promptly.
         // The extension mechanism's own answers are not the application's.
         let counted = !ext::is_reserved(packet.channel);
-        if serving.calls.deliver(packet) && counted {
-            Counters::bump(&counters.responses_in, 1);
-        }
+        serving.calls.deliver(packet, || {
+            if counted {
+                Counters::bump(&counters.responses_in, 1);
+            }
+        });
         return Step::Go(reading);
     }
     match packet.control() {
@@ -138,7 +140,9 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
     }
     let key = (packet.channel, packet.tag);
     let route = serving.routes.route(key.0);
-    if route != Route::Control {
+    // The extension mechanism's own requests are not the application's,
+    // whether this end serves them or refuses them.
+    if !ext::is_reserved(key.0) {
         Counters::bump(&counters.requests_in, 1);
     }
     let refusal = if reading.peer_ended_requests {
