@@ -45,7 +45,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use packetstream::wire::{self, Control};
-use packetstream::{Config, ConfigBuilder, Packet, PacketConnection, Pending, Request, Response, Transport};
+use packetstream::{Config, ConfigBuilder, Handler, Packet, PacketConnection, Pending, Request, Response, Transport};
 
 // ---------------------------------------------------------------------------
 // Counting: allocations, read and write calls.
@@ -248,11 +248,17 @@ impl PsClient {
     /// Client and echo server in this process over a Unix socketpair, both
     /// with `config`.
     fn open_socketpair(config: ConfigBuilder) -> PsClient {
+        PsClient::open_socketpair_with(config, echo_handler)
+    }
+
+    /// As [`open_socketpair`](Self::open_socketpair), the server answering
+    /// with `handler`.
+    fn open_socketpair_with(config: ConfigBuilder, handler: impl Handler) -> PsClient {
         let (client_end, server_end) = UnixStream::pair().expect("socketpair");
         let server = PacketConnection::with_handler(
             Transport::unix(server_end).expect("server transport"),
             config.clone().name("echo-server"),
-            echo_handler,
+            handler,
         )
         .expect("start the packetstream echo server");
         let server = thread::spawn(move || {
@@ -1363,6 +1369,7 @@ fn bench_main(quick: bool) {
     print_comparison("Scaling of B over pipes with the number of outstanding requests", &windows, &results, false);
 
     print_grace_sweep(&plan);
+    print_handler_pause(&plan);
     print_costs(&plan);
     print_peaks(&plan);
     println!("\ntotal time {:.0} s", started.elapsed().as_secs_f64());
@@ -1408,6 +1415,106 @@ fn print_grace_sweep(plan: &Plan) {
     }
 }
 
+/// What the server's handler does in the handler-pause table.
+#[derive(Clone, Copy)]
+enum Work {
+    /// Echo at once.
+    Quick,
+    /// Sleep this long, then echo: a handler that waits (on I/O, a lock).
+    Sleep(Duration),
+    /// Sleep this long on one request in `every`, echo the rest at once.
+    SleepOneIn(Duration, u64),
+    /// Keep the CPU busy this long, then echo.
+    Spin(Duration),
+}
+
+impl Work {
+    fn label(self) -> String {
+        let us = |d: Duration| d.as_micros();
+        match self {
+            Work::Quick => "quick handler".into(),
+            Work::Sleep(d) => format!("sleeps {} us", us(d)),
+            Work::SleepOneIn(d, every) => format!("1 in {every} sleeps {} us", us(d)),
+            Work::Spin(d) => format!("spins {} us", us(d)),
+        }
+    }
+
+    fn handler(self) -> impl Handler {
+        let served = AtomicU64::new(0);
+        move |rq: Request| {
+            match self {
+                Work::Quick => {}
+                Work::Sleep(d) => thread::sleep(d),
+                Work::SleepOneIn(d, every) => {
+                    if served.fetch_add(1, Relaxed).is_multiple_of(every) {
+                        thread::sleep(d);
+                    }
+                }
+                Work::Spin(d) => {
+                    let until = Instant::now() + d;
+                    while Instant::now() < until {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+            echo_handler(rq)
+        }
+    }
+}
+
+/// The measurement behind the slow-handler pause (`handler_pause`, default
+/// 100 ms): after a handler run on the reading thread took 200 µs or more,
+/// or blocked so long that a worker took reading over, requests go to the
+/// workers for the pause. Four callers, one process over a socketpair, with
+/// the pause on and off (zero): where handlers are slow, the pause should
+/// pay; where they are quick, it should cost nothing.
+fn print_handler_pause(plan: &Plan) {
+    println!("\nSlow-handler pause: 4 callers (and 1 for the last row), one process over a Unix socketpair, medians");
+    println!("{:<28} {:>16} {:>16} {:>9}", "handler", "pause 100 ms", "pause off", "on / off");
+    let rows = [
+        (Work::Sleep(Duration::from_micros(300)), Scenario::Concurrent(4)),
+        (Work::Spin(Duration::from_micros(300)), Scenario::Concurrent(4)),
+        (Work::SleepOneIn(Duration::from_micros(300), 16), Scenario::Concurrent(4)),
+        (Work::Quick, Scenario::Concurrent(4)),
+        (Work::Quick, Scenario::Sequential),
+    ];
+    for (work, scenario) in rows {
+        let mut on = Vec::new();
+        let mut off = Vec::new();
+        for round in 0..plan.rounds {
+            let order = if round % 2 == 0 { [true, false] } else { [false, true] };
+            for pause in order {
+                let config =
+                    Config::builder().handler_pause(if pause { Duration::from_millis(100) } else { Duration::ZERO });
+                let client = PsClient::open_socketpair_with(config, work.handler());
+                drive(&client, scenario, plan.warmup);
+                let figure = drive(&client, scenario, plan.socket_time).figure(scenario);
+                client.finish();
+                if pause {
+                    on.push(figure)
+                } else {
+                    off.push(figure)
+                }
+            }
+        }
+        let ratios: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a / b).collect();
+        let callers = if let Scenario::Sequential = scenario { " (1 caller)" } else { "" };
+        println!(
+            "{:<28} {:>16} {:>16} {:>9.3}",
+            format!("{}{callers}", work.label()),
+            fmt_figure(median(&on)),
+            fmt_figure(median(&off)),
+            median(&ratios)
+        );
+    }
+}
+
+/// `__pause`: the slow-handler pause table alone.
+fn pause_main() -> Result<(), String> {
+    print_handler_pause(&Plan::new(false));
+    Ok(())
+}
+
 /// `__run ps|raw A|B|C|D|B<window> pipes|socket SECONDS`: one measured run,
 /// for profiling one side alone, e.g.
 /// `perf record -g -- target/release/deps/transport-HASH __run ps A pipes 5`.
@@ -1447,6 +1554,7 @@ fn main() -> ExitCode {
         Some("__hold") => hold_main(&args[1..]),
         Some("__peak") => peak_main(&args[1..]),
         Some("__run") => run_main(&args[1..]),
+        Some("__pause") => pause_main(),
         // The per-request costs alone (`__costs`), for quick comparisons.
         Some("__costs") => {
             print_costs(&Plan::new(false));

@@ -18,8 +18,8 @@ use packetstream::{
     MAX_RESPONSE_FLAGS, MAX_RQ_TYPE,
 };
 use util::{
-    assert_no_threads, await_threads, close, close_both_ok, raw_pair, shuffle, start_close, transport_pair, within,
-    Kind, RawPeer, LONG,
+    assert_no_threads, await_threads, close, close_both_ok, raw_pair, shuffle, start_close, start_close_with,
+    transport_pair, within, Kind, RawPeer, LONG,
 };
 
 /// Long enough for a wait that is meant to time out, short enough to keep
@@ -1249,7 +1249,7 @@ mod extensions {
     use super::*;
     use packetstream::ext::negotiation::{PlainReason, State};
     use packetstream::ext::{Feature, Features};
-    use packetstream::CloseOptions;
+    use packetstream::{CloseOptions, Finished};
 
     fn on(name: &str) -> ConfigBuilder {
         config(name).extensions(true)
@@ -1267,20 +1267,13 @@ mod extensions {
             assert_eq!(client.wait_extensions(LONG), State::Agreed(quit()), "{kind:?}");
             assert_eq!(server.wait_extensions(LONG), State::Agreed(quit()), "{kind:?}");
             assert_eq!(expect_ok(client.call_timeout(0, 3, b"plain".to_vec(), LONG), "call").payload, b"plain");
-            let closing = {
-                let options = CloseOptions::new().reason("maintenance window");
-                let (tx, rx) = crossbeam_channel::bounded(1);
-                thread::spawn(move || {
-                    let _ = tx.send(client.close_with(options));
-                });
-                rx
-            };
+            let closing = start_close_with(client, CloseOptions::new().reason("maintenance window"));
             server.join_recv_timeout(LONG).expect("the client's clean end");
             assert_eq!(server.peer_quit_reason().as_deref(), Some("maintenance window"));
             let finished = close(server).expect("server close");
             assert_eq!(finished.peer_quit_reason(), Some("maintenance window"));
             assert_eq!(finished.report().step(CloseStep::Quit).outcome, StepOutcome::Skipped);
-            let finished = closing.recv_timeout(LONG).expect("client close returned").expect("client close");
+            let finished = closing.result().expect("client close");
             assert_eq!(finished.report().step(CloseStep::Quit).outcome, StepOutcome::Done);
             assert!(finished.report().is_clean(), "{}", finished.report());
             assert_eq!(finished.peer_quit_reason(), None);
@@ -1310,9 +1303,9 @@ mod extensions {
                 assert_eq!(server.stats().requests_in, 1);
                 assert_eq!(client.stats().requests_in, 0);
                 // A reason to a peer without the extension: an ordinary close.
-                let closing = thread::spawn(move || client.close_with(CloseOptions::new().reason("unheard")));
+                let closing = start_close_with(client, CloseOptions::new().reason("unheard"));
                 let server_finished = close(server).expect("server close");
-                let client_finished = closing.join().expect("close thread").expect("client close");
+                let client_finished = closing.result().expect("client close");
                 assert_eq!(server_finished.peer_quit_reason(), None);
                 assert_eq!(client_finished.report().step(CloseStep::Quit).outcome, StepOutcome::Skipped);
                 assert_no_threads(&c);
@@ -1332,14 +1325,21 @@ mod extensions {
         (conn, raw, probe)
     }
 
-    fn close_raw(conn: PacketConnection, mut raw: RawPeer) {
+    /// Closes with `options` while the raw peer expects a plain close (ERQ
+    /// and EOF, nothing else) and ends its side.
+    fn close_raw_with(conn: PacketConnection, raw: &mut RawPeer, options: CloseOptions) -> Finished {
         let name = conn.name().to_owned();
-        let closing = start_close(conn);
+        let closing = start_close_with(conn, options);
         assert_eq!(raw.recv(), Packet::erq());
         assert_eq!(raw.recv(), Packet::eof());
         raw.send_packet(&Packet::eof());
-        closing.result().expect("clean close");
+        let finished = closing.result().expect("clean close");
         assert_no_threads(&name);
+        finished
+    }
+
+    fn close_raw(conn: PacketConnection, mut raw: RawPeer) {
+        close_raw_with(conn, &mut raw, CloseOptions::new());
     }
 
     #[test]
@@ -1366,15 +1366,9 @@ mod extensions {
             raw.send_packet(&Packet::response(probe.channel(), probe.tag(), false, 0, text).unwrap());
             let refused = PlainReason::Refused("unknown channel %d".into());
             assert_eq!(conn.wait_extensions(LONG), State::Plain(refused));
-            let name = conn.name().to_owned();
-            let closing = thread::spawn(move || conn.close_with(CloseOptions::new().reason("not for a plain peer")));
             // ERQ and EOF only: no quit request on any channel.
-            assert_eq!(raw.recv(), Packet::erq());
-            assert_eq!(raw.recv(), Packet::eof());
-            raw.send_packet(&Packet::eof());
-            let finished = closing.join().expect("close thread").expect("clean close");
+            let finished = close_raw_with(conn, &mut raw, CloseOptions::new().reason("not for a plain peer"));
             assert_eq!(finished.report().step(CloseStep::Quit).outcome, StepOutcome::Skipped);
-            assert_no_threads(&name);
         }
     }
 
@@ -1393,18 +1387,12 @@ mod extensions {
             assert_eq!(request.channel(), 0);
             raw.send_packet(&Packet::response(0, request.tag(), true, 0, b"fine".to_vec()).unwrap());
             assert_eq!(expect_ok(wait(pending), "while probing").payload, b"fine");
-            // A close with a reason waits a bounded time for the answer, then
-            // closes plainly; the connection's end settles the negotiation.
-            let name = conn.name().to_owned();
-            let started = Instant::now();
-            let closing = thread::spawn(move || conn.close_with(CloseOptions::new().reason("anyone?")));
-            assert_eq!(raw.recv(), Packet::erq());
-            assert!(started.elapsed() < LONG);
-            assert_eq!(raw.recv(), Packet::eof());
-            raw.send_packet(&Packet::eof());
-            let finished = closing.join().expect("close thread").expect("clean close");
-            assert_eq!(finished.report().step(CloseStep::Quit).outcome, StepOutcome::Skipped);
-            assert_no_threads(&name);
+            // A close with a reason waits a bounded time for the answer (here
+            // the close timeout), then closes plainly.
+            let finished = close_raw_with(conn, &mut raw, CloseOptions::new().reason("anyone?"));
+            let quit = finished.report().step(CloseStep::Quit);
+            assert_eq!(quit.outcome, StepOutcome::Skipped);
+            assert!(quit.took >= Duration::from_millis(250) && quit.took < LONG, "{}", finished.report());
         }
     }
 
@@ -1417,13 +1405,13 @@ mod extensions {
         raw.send_packet(&Packet::response(control, probe.tag(), true, 0, b"PSX\x01\x01\x04quit\x01".to_vec()).unwrap());
         assert_eq!(conn.wait_extensions(LONG), State::Agreed(quit()));
         let name = conn.name().to_owned();
-        let closing = thread::spawn(move || conn.close_with(CloseOptions::new().reason("au revoir")));
+        let closing = start_close_with(conn, CloseOptions::new().reason("au revoir"));
         assert_eq!(raw.recv(), Packet::request(control, 1, 1, 0, b"au revoir".to_vec()).unwrap());
         assert_eq!(raw.recv(), Packet::erq());
         assert_eq!(raw.recv(), Packet::eof());
         raw.send_packet(&Packet::response(control, 1, true, 0, Vec::new()).unwrap());
         raw.send_packet(&Packet::eof());
-        let finished = closing.join().expect("close thread").expect("clean close");
+        let finished = closing.result().expect("clean close");
         assert_eq!(finished.report().step(CloseStep::Quit).outcome, StepOutcome::Done);
         assert_no_threads(&name);
     }

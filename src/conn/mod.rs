@@ -187,10 +187,7 @@ impl PacketConnection {
     /// [`SubmitError::Connection`] once the connection has ended or after
     /// [`end_requests`](Self::end_requests).
     pub fn submit(&self, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>) -> Result<Pending, SubmitError> {
-        self.submit_inner(0, rq_type, flags, payload.into(), None).map_err(|error| match error {
-            NotSubmitted::Submit(error) => error,
-            NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
-        })
+        self.submit_on(0, rq_type, flags, payload)
     }
 
     /// [`submit`](Self::submit) on a chosen channel.

@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use packetstream::{CloseError, Finished, PacketConnection, Transport};
+use packetstream::{CloseError, CloseOptions, Finished, PacketConnection, Transport};
 
 #[allow(unused_imports)]
 pub use process::{assert_no_threads, await_threads, threads_of};
@@ -152,10 +152,15 @@ pub struct Closing {
 
 /// Starts `conn.close()` on its own thread.
 pub fn start_close(conn: PacketConnection) -> Closing {
+    start_close_with(conn, CloseOptions::new())
+}
+
+/// Starts `conn.close_with(options)` on its own thread.
+pub fn start_close_with(conn: PacketConnection, options: CloseOptions) -> Closing {
     let name = conn.name().to_owned();
     let (tx, result) = crossbeam_channel::bounded(1);
     thread::spawn(move || {
-        let _ = tx.send(conn.close());
+        let _ = tx.send(conn.close_with(options));
     });
     Closing { name, result, started: Instant::now() }
 }
