@@ -152,10 +152,15 @@ fn outcome(packet: Packet) -> Result<Response, RequestError> {
 }
 
 /// The requests in flight and the tags handed out so far.
+///
+/// Answers and conversations are kept apart: an answer's entry is one thin
+/// pointer, and the map of answers, looked up for every packet and holding
+/// every request in flight, stays as compact as it can be.
 #[derive(Default)]
 pub(crate) struct TagMap {
     next_tag: HashMap<u64, u64, TagBuild>,
-    outstanding: HashMap<Key, Entry, TagBuild>,
+    answers: HashMap<Key, Arc<Slot>, TagBuild>,
+    conversations: HashMap<Key, Arc<dyn Conversation>, TagBuild>,
     /// Once set, no new requests are taken; the reason is what submit returns.
     refusing: Option<ConnectionError>,
 }
@@ -188,26 +193,28 @@ impl TagMap {
         let tag = *next;
         // 2^64 requests on one channel will not happen; refuse rather than reuse.
         *next = next.checked_add(1).ok_or(ConnectionError::Closed)?;
-        self.outstanding.insert((channel, tag), entry);
+        match entry {
+            Entry::Answer(slot) => self.answers.insert((channel, tag), slot).map(drop),
+            Entry::Conversation(conversation) => self.conversations.insert((channel, tag), conversation).map(drop),
+        };
         Ok(tag)
     }
 
-    pub fn remove(&mut self, key: Key) -> Option<Entry> {
-        self.outstanding.remove(&key)
+    /// Forgets what waits on `key`.
+    pub fn remove(&mut self, key: Key) {
+        if self.answers.remove(&key).is_none() && !self.conversations.is_empty() {
+            self.conversations.remove(&key);
+        }
     }
 
     /// Finds the entry a packet for `key` belongs to. An answer's entry is
     /// removed at once; a conversation's stays until it says it is done.
     pub fn find(&mut self, key: Key) -> Found {
-        // One hash lookup for an answer, the common case; a conversation
-        // goes back in.
-        match self.outstanding.remove(&key) {
-            Some(Entry::Answer(slot)) => return Found::Answer(slot),
-            Some(Entry::Conversation(conversation)) => {
-                self.outstanding.insert(key, Entry::Conversation(Arc::clone(&conversation)));
-                return Found::Conversation(conversation);
-            }
-            None => {}
+        if let Some(slot) = self.answers.remove(&key) {
+            return Found::Answer(slot);
+        }
+        if let Some(conversation) = self.conversations.get(&key) {
+            return Found::Conversation(Arc::clone(conversation));
         }
         let (channel, tag) = key;
         let first = if channel == 0 { FIRST_TAG_CHANNEL_0 } else { 0 };
@@ -231,16 +238,22 @@ impl TagMap {
     /// outside the lock.
     pub fn take_all(&mut self, reason: ConnectionError) -> Vec<Entry> {
         self.refuse_new(reason);
-        self.outstanding.drain().map(|(_, entry)| entry).collect()
+        let answers = self.answers.drain().map(|(_, slot)| Entry::Answer(slot));
+        answers.chain(self.conversations.drain().map(|(_, conversation)| Entry::Conversation(conversation))).collect()
     }
 
     pub fn outstanding(&self) -> usize {
-        self.outstanding.len()
+        self.answers.len() + self.conversations.len()
     }
 }
 
 /// How long a waiting caller spins before it sleeps, and the back-off that
 /// keeps spinning only while it pays (see [`Pending`](crate::Pending)).
+///
+/// On a cache line of its own: callers write the back-off on their waits,
+/// and beside the tag map's lock it would make the reader's every lookup
+/// fetch the line back.
+#[repr(align(64))]
 pub(crate) struct WaitPolicy {
     pub spin: Duration,
     /// Waits with many requests in flight that sleep at once, after a spin

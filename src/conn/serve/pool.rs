@@ -259,7 +259,7 @@ impl<R> Pool<R> {
             if state.closing || state.serving.len() >= self.limit || state.serving.contains(&key) {
                 return Err(reading);
             }
-            if !state.handoff.may_run_handler(Instant::now()) {
+            if !state.handoff.may_run_handler(Instant::now) {
                 return Err(reading);
             }
             state.busy[thread] = true;
