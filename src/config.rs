@@ -1,8 +1,10 @@
 //! Settings of a connection: a [`Config`] read through plain getters, built
 //! with a [`ConfigBuilder`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ext::service::{Service, Services};
 use crate::wire::DEFAULT_MAX_PACKET_SIZE;
 
 /// The default packet grace. See [`ConfigBuilder::packet_grace`].
@@ -45,6 +47,7 @@ pub struct Config {
     serve_all_channels: bool,
     channels: Vec<u64>,
     extensions: bool,
+    services: Services,
     handler_pause: Duration,
 }
 
@@ -62,6 +65,7 @@ impl Default for Config {
             serve_all_channels: false,
             channels: vec![0],
             extensions: false,
+            services: Services::default(),
             handler_pause: DEFAULT_HANDLER_PAUSE,
         }
     }
@@ -132,6 +136,11 @@ impl Config {
     #[doc(hidden)]
     pub fn handler_pause(&self) -> Duration {
         self.handler_pause
+    }
+
+    /// The control-channel services of a layer above the connection.
+    pub(crate) fn services(&self) -> &Services {
+        &self.services
     }
 }
 
@@ -262,6 +271,15 @@ impl ConfigBuilder {
     /// as cs.packetstream does): it behaves as a plain peer.
     pub fn extensions(mut self, on: bool) -> Self {
         self.config.extensions = on;
+        self
+    }
+
+    /// Adds a control-channel service (for the layers above the connection,
+    /// such as the typed-request registry); implies extensions on.
+    #[allow(dead_code)] // the first user is the typed-request registry
+    pub(crate) fn service(mut self, service: Arc<dyn Service>) -> Self {
+        self.config.services.add(service);
+        self.config.extensions = true;
         self
     }
 

@@ -13,12 +13,15 @@ use parking_lot::{Condvar, Mutex};
 use super::calls::{Calls, Conversation, Delivered, Entry};
 use super::error::ConnectionError;
 use crate::ext::negotiation::{Negotiation, ProbeAnswer, State};
+use crate::ext::service::Services;
 use crate::ext::{self, quit, rq_type, Feature, Features};
 use crate::wire::Packet;
 
 pub(crate) struct Control {
     name: Arc<str>,
     negotiation: Mutex<Negotiation>,
+    /// The services of the layers above, by request type.
+    services: Services,
     /// Signalled when the negotiation settles.
     settled: Condvar,
     /// What the peer said when it quit.
@@ -54,11 +57,14 @@ impl Conversation for Discard {
 }
 
 impl Control {
-    /// Offering `features` (none: extensions off).
-    pub fn new(name: Arc<str>, features: Features) -> Self {
+    /// With extensions `on`, offering the basic features and those of
+    /// `services`; off, offering nothing.
+    pub fn new(name: Arc<str>, on: bool, services: Services) -> Self {
+        let features = if on { Features::basic().union(services.features()) } else { Features::NONE };
         Control {
             name,
             negotiation: Mutex::new(Negotiation::new(features)),
+            services,
             settled: Condvar::new(),
             peer_quit: Mutex::new(None),
         }
@@ -98,7 +104,16 @@ impl Control {
                 *self.peer_quit.lock() = Some(reason);
                 Packet::response_unchecked(channel, tag, true, 0, Vec::new())
             }
-            other => refuse(format!("unknown control request {}", other.map_or(0, |t| t))),
+            Some(rq_type::PING) => Packet::response_unchecked(channel, tag, true, 0, Vec::new()),
+            Some(other) => match self.services.get(other) {
+                Some(service) if self.agreed(service.feature()) => match service.serve(packet.payload()) {
+                    Ok(answer) => Packet::response_unchecked(channel, tag, true, 0, answer),
+                    Err(text) => refuse(text),
+                },
+                Some(service) => refuse(format!("feature {} was not agreed", service.feature())),
+                None => refuse(format!("unknown control request {other}")),
+            },
+            None => refuse("unknown control request".to_owned()),
         }
     }
 

@@ -46,8 +46,8 @@ use self::serve::reading::ReadState;
 use self::serve::route::Routes;
 use self::stats::{Counters, Stats};
 use crate::config::Config;
+use crate::ext;
 use crate::ext::negotiation::State as Extensions;
-use crate::ext::{self, Features};
 use crate::threads;
 use crate::transport::{self, Hooks, Transport};
 use crate::wire::{check_request, Packet, PacketReader};
@@ -107,8 +107,7 @@ impl PacketConnection {
         let calls = Arc::new(Calls::new(Arc::clone(&name), config.wait_spin()));
         let (send, queue) = SendPath::new(Arc::clone(&name), writer, Arc::clone(&calls), &config);
         let send = Arc::new(send);
-        let features = if config.extensions() { Features::all() } else { Features::NONE };
-        let control = Arc::new(Control::new(Arc::clone(&name), features));
+        let control = Arc::new(Control::new(Arc::clone(&name), config.extensions(), config.services().clone()));
         let routes = Routes::new(config.served_channels().to_vec(), config.serves_all_channels(), control.is_on());
         let (done, reading_done) = crossbeam_channel::bounded(0);
         let serving = Arc::new_cyclic(|serving| {
@@ -259,6 +258,27 @@ impl PacketConnection {
         }
         Counters::add(&self.send.counters.requests_out, 1);
         Ok(Pending::new(slot, (channel, tag), Arc::clone(&self.calls), Arc::clone(&self.send)))
+    }
+
+    /// Sends a request of type `rq_type` on the control channel, for the
+    /// layers above the connection that serve a feature there (see
+    /// [`ext::service`]). Requests of the application cannot go there.
+    #[allow(dead_code)] // the first user is the typed-request registry
+    pub(crate) fn control_request(&self, rq_type: u64, payload: Vec<u8>) -> Result<Pending, SubmitError> {
+        let slot = Arc::new(Slot::new());
+        let (tag, _) = self
+            .calls
+            .register(ext::CONTROL_CHANNEL, Entry::Answer(Arc::clone(&slot)))
+            .map_err(SubmitError::Connection)?;
+        let packet = Packet::request_unchecked(ext::CONTROL_CHANNEL, tag, rq_type, 0, payload);
+        if let Err(not_sent) = self.send.send(packet, true, None) {
+            self.calls.forget((ext::CONTROL_CHANNEL, tag));
+            return Err(SubmitError::Connection(match not_sent {
+                NotSent::Ended(error) => error,
+                NotSent::Timeout(_) => unreachable!("a send without a deadline does not time out"),
+            }));
+        }
+        Ok(Pending::new(slot, (ext::CONTROL_CHANNEL, tag), Arc::clone(&self.calls), Arc::clone(&self.send)))
     }
 
     /// Sends a request and waits for its answer.

@@ -14,10 +14,13 @@
 //! - [`hello`]: the probe's payload, which lists features.
 //! - [`negotiation`]: the state machine of one connection's agreement.
 //! - [`quit`]: the reason a closing end may give.
+//! - [`service`]: how a layer above the connection serves a feature of its
+//!   own on the control channel.
 
 pub mod hello;
 pub mod negotiation;
 pub mod quit;
+pub mod service;
 
 use std::fmt;
 
@@ -46,6 +49,14 @@ pub mod rq_type {
     /// [`quit`](super::quit)). Sent only when both ends agreed on
     /// [`Feature::Quit`](super::Feature::Quit).
     pub const QUIT: u64 = 1;
+    /// Are you there? Answered ok with an empty payload. A keepalive sends
+    /// it whether or not the peer has extensions: a plain peer refuses it,
+    /// and a refusal is an answer too.
+    pub const PING: u64 = 2;
+    /// The request registry's handshake (see
+    /// [`Feature::Registry`](super::Feature::Registry)); served by the layer
+    /// that owns the registry.
+    pub const REGISTRY: u64 = 3;
 }
 
 /// A feature one end may have. The name is what travels in a hello; a
@@ -56,23 +67,28 @@ pub mod rq_type {
 pub enum Feature {
     /// Quit with a reason: a closing end tells the other why.
     Quit,
+    /// The request registry's handshake: the two ends compare their
+    /// registries of request types by name. Offered only by a connection
+    /// whose configuration has a registry service.
+    Registry,
 }
 
 impl Feature {
     /// Every feature this version of the crate has, in a fixed order.
-    pub const ALL: [Feature; 1] = [Feature::Quit];
+    pub const ALL: [Feature; 2] = [Feature::Quit, Feature::Registry];
 
     /// The name that travels in a hello.
     pub fn name(self) -> &'static str {
         match self {
             Feature::Quit => "quit",
+            Feature::Registry => "registry",
         }
     }
 
     /// The newest version of the feature this crate speaks.
     pub fn version(self) -> u64 {
         match self {
-            Feature::Quit => 1,
+            Feature::Quit | Feature::Registry => 1,
         }
     }
 
@@ -105,6 +121,12 @@ impl Features {
         Feature::ALL.into_iter().collect()
     }
 
+    /// The features every connection with extensions on offers; the others
+    /// come with the services of its configuration.
+    pub fn basic() -> Features {
+        Features::NONE.with(Feature::Quit)
+    }
+
     /// Whether `feature` is in the set.
     pub fn contains(self, feature: Feature) -> bool {
         self.0 & feature.bit() != 0
@@ -120,6 +142,12 @@ impl Features {
     #[must_use]
     pub fn intersection(self, other: Features) -> Features {
         Features(self.0 & other.0)
+    }
+
+    /// The features in either set.
+    #[must_use]
+    pub fn union(self, other: Features) -> Features {
+        Features(self.0 | other.0)
     }
 
     /// Whether the set is empty.
@@ -182,7 +210,9 @@ mod tests {
         }
         assert_eq!(Feature::from_name("no such feature"), None);
         let quit = Features::NONE.with(Feature::Quit);
+        assert_eq!(quit, Features::basic());
         assert!(quit.contains(Feature::Quit));
+        assert!(!quit.contains(Feature::Registry));
         assert!(quit.intersection(Features::NONE).is_empty());
         assert_eq!(quit.intersection(Features::all()), quit);
         assert_eq!(quit.to_string(), "quit");
