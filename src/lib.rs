@@ -168,6 +168,7 @@ pub use conn::error::{
 };
 pub use conn::pending::{Pending, TryWaitError, WaitTimeoutError};
 pub use conn::serve::handler::{Handler, IntoFailure, IntoOutcome, Request};
+pub use conn::serve::responder::{Incoming, Responder, DROPPED_UNANSWERED};
 pub use conn::stats::Stats;
 pub use conn::PacketConnection;
 pub use error::Error;

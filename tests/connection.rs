@@ -1477,3 +1477,126 @@ mod extensions {
         assert!(error.to_string().contains("reserved"), "{error}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Pulled requests: answered from the program's own loop.
+
+mod pulled {
+    use super::*;
+    use packetstream::{Incoming, DROPPED_UNANSWERED};
+
+    fn pulled_pair(kind: Kind, server: ConfigBuilder) -> (PacketConnection, PacketConnection, Receiver<Incoming>) {
+        let (a, b) = transport_pair(kind);
+        let (server, requests) = PacketConnection::with_incoming(b, server).expect("start server");
+        let client = PacketConnection::new(a, config(&kind.name('c'))).expect("start client");
+        (client, server, requests)
+    }
+
+    #[test]
+    fn answered_in_any_order_failed_or_dropped() {
+        for kind in Kind::ALL {
+            let (client, server, requests) = pulled_pair(kind, config(&kind.name('s')));
+            let (c, s) = (client.name().to_owned(), server.name().to_owned());
+            let pending: Vec<_> = (0..3u64).map(|i| client.submit(i, i, vec![i as u8]).unwrap()).collect();
+            let mut held: Vec<Incoming> = (0..3).map(|_| requests.recv_timeout(LONG).expect("a request")).collect();
+            held.sort_by_key(|incoming| incoming.request.rq_type);
+            let mut held = held.into_iter();
+            let first = held.next().unwrap();
+            let second = held.next().unwrap();
+            let third = held.next().unwrap();
+            assert_eq!((third.responder.channel(), third.request.payload.clone()), (0, vec![2]));
+            // Answered out of order: the third ok, the second failed, the first dropped.
+            third.respond((9u64, b"third".to_vec()));
+            second.responder.fail(Failure::with_flags(4, b"no".to_vec()));
+            drop(first);
+            let mut pending = pending.into_iter();
+            let failure = expect_failed(wait(pending.next().unwrap()), "dropped");
+            assert_eq!(failure.text(), DROPPED_UNANSWERED);
+            assert_eq!(expect_failed(wait(pending.next().unwrap()), "failed"), Failure::with_flags(4, b"no".to_vec()));
+            assert_eq!(
+                expect_ok(wait(pending.next().unwrap()), "ok"),
+                Response { flags: 9, payload: b"third".to_vec() }
+            );
+            close_both_ok(client, server);
+            assert_no_threads(&c);
+            assert_no_threads(&s);
+        }
+    }
+
+    #[test]
+    fn a_loop_selects_over_requests_and_its_other_channels() {
+        let kind = Kind::Memory;
+        let (client, server, requests) = pulled_pair(kind, config(&kind.name('s')));
+        let (c, s) = (client.name().to_owned(), server.name().to_owned());
+        let (stop_tx, stop) = crossbeam_channel::bounded::<()>(1);
+        let serving = thread::spawn(move || {
+            let mut answered = 0;
+            loop {
+                crossbeam_channel::select! {
+                    recv(requests) -> incoming => match incoming {
+                        Ok(incoming) => {
+                            let upper = incoming.request.payload.to_ascii_uppercase();
+                            incoming.respond(upper);
+                            answered += 1;
+                        }
+                        Err(_) => return answered,
+                    },
+                    recv(stop) -> _ => return answered,
+                }
+            }
+        });
+        for i in 0..50 {
+            let word = format!("word {i}");
+            let answer = expect_ok(client.call_timeout(0, 0, word.clone().into_bytes(), LONG), "call");
+            assert_eq!(answer.payload, word.to_ascii_uppercase().into_bytes());
+        }
+        stop_tx.send(()).unwrap();
+        assert_eq!(within(LONG, "the serving loop", move || serving.join().unwrap()), 50);
+        close_both_ok(client, server);
+        assert_no_threads(&c);
+        assert_no_threads(&s);
+    }
+
+    #[test]
+    fn held_requests_count_toward_the_limit_and_hold_close_to_its_deadline() {
+        let kind = Kind::Unix;
+        let server_config = config(&kind.name('s')).max_incoming(2).close_timeout(Duration::from_millis(200));
+        let (client, server, requests) = pulled_pair(kind, server_config);
+        let (c, s) = (client.name().to_owned(), server.name().to_owned());
+        let _one = client.submit(0, 0, Vec::new()).unwrap();
+        let _two = client.submit(0, 0, Vec::new()).unwrap();
+        let held: Vec<Incoming> = (0..2).map(|_| requests.recv_timeout(LONG).unwrap()).collect();
+        // A third unanswered request is one too many: the server's reading ends.
+        let third = client.submit(0, 0, Vec::new()).unwrap();
+        let ended = server.join_recv_timeout(LONG);
+        assert!(
+            matches!(ended, Err(JoinTimeoutError::Connection(ConnectionError::TooManyIncoming { limit: 2 }))),
+            "{ended:?}"
+        );
+        // Close waits for the two the program holds, to its deadline.
+        let closed = close(server).unwrap_err();
+        match closed.problem() {
+            CloseProblem::TimedOut(what) => assert_eq!(what, "2 pulled requests still unanswered"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(closed.report().step(CloseStep::DrainHandlers).outcome, StepOutcome::TimedOut);
+        expect_connection_error(wait(third), "the third, once the server closed");
+        drop(held);
+        let _ = close(client);
+        assert_no_threads(&c);
+        assert_no_threads(&s);
+    }
+
+    #[test]
+    fn a_dropped_receiver_refuses_what_comes_after() {
+        let kind = Kind::Pipe;
+        let (client, server, requests) = pulled_pair(kind, config(&kind.name('s')));
+        let (c, s) = (client.name().to_owned(), server.name().to_owned());
+        drop(requests);
+        let failure = expect_failed(client.call_timeout(0, 0, b"anyone?".to_vec(), LONG), "no receiver");
+        assert_eq!(failure.text(), "requests are no longer taken");
+        close_both_ok(client, server);
+        assert_no_threads(&c);
+        assert_no_threads(&s);
+    }
+}

@@ -39,10 +39,11 @@ use self::error::{
 use self::pending::{Pending, WaitTimeoutError};
 use self::send::writer;
 use self::send::{policy, NotSent, SendPath};
-use self::serve::context::Serving;
+use self::serve::context::{Serve, Serving};
 use self::serve::handler::Handler;
 use self::serve::pool::Pool;
 use self::serve::reading::ReadState;
+use self::serve::responder::Incoming;
 use self::serve::route::Routes;
 use self::stats::{Counters, Stats};
 use crate::config::Config;
@@ -86,7 +87,7 @@ impl PacketConnection {
     /// When an on-demand transport fails to open, a thread cannot start, or
     /// the configuration asks to serve a reserved channel.
     pub fn new(transport: Transport, config: impl Into<Config>) -> io::Result<Self> {
-        Self::start(transport, config.into(), None)
+        Self::start(transport, config.into(), Serve::Nothing)
     }
 
     /// Starts a connection whose peer's requests are answered by `handler`.
@@ -94,10 +95,44 @@ impl PacketConnection {
     /// # Errors
     /// As [`new`](Self::new).
     pub fn with_handler(transport: Transport, config: impl Into<Config>, handler: impl Handler) -> io::Result<Self> {
-        Self::start(transport, config.into(), Some(Arc::new(handler)))
+        Self::start(transport, config.into(), Serve::Handler(Arc::new(handler)))
     }
 
-    fn start(transport: Transport, config: Config, handler: Option<Arc<dyn Handler>>) -> io::Result<Self> {
+    /// Starts a connection whose peer's requests are pulled from a channel
+    /// rather than given to a handler: each comes with a
+    /// [`Responder`](crate::Responder) that answers it once (dropped
+    /// unanswered, it fails the request). The program's own loop can
+    /// `select!` over the channel and its others. At most
+    /// [`Config::max_incoming`] requests are unanswered at once; close
+    /// waits (within its timeout) for those the program holds.
+    ///
+    /// ```
+    /// # use packetstream::*;
+    /// # fn main() -> Result<(), Error> {
+    /// let (a, b) = Transport::memory_pair();
+    /// let (server, requests) = PacketConnection::with_incoming(b, Config::default())?;
+    /// let client = PacketConnection::new(a, Config::default())?;
+    /// let pending = client.submit(0, 7, b"pulled".to_vec())?;
+    /// let incoming = requests.recv().unwrap();
+    /// assert_eq!(incoming.request.payload, b"pulled");
+    /// let flags = incoming.request.flags + 1;
+    /// incoming.respond(flags);
+    /// assert_eq!(pending.wait()?.flags, 8);
+    /// # drop(client); drop(server);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_incoming(
+        transport: Transport,
+        config: impl Into<Config>,
+    ) -> io::Result<(Self, crossbeam_channel::Receiver<Incoming>)> {
+        let (requests, incoming) = crossbeam_channel::unbounded();
+        Ok((Self::start(transport, config.into(), Serve::Queue(requests))?, incoming))
+    }
+
+    fn start(transport: Transport, config: Config, serve: Serve) -> io::Result<Self> {
         if let Some(&channel) = config.served_channels().iter().find(|&&channel| ext::is_reserved(channel)) {
             let error = format!("channel {channel} is reserved for the protocol extensions and cannot be served");
             return Err(io::Error::new(io::ErrorKind::InvalidInput, error));
@@ -116,7 +151,7 @@ impl PacketConnection {
                 Pool::new(Arc::clone(&name), config.workers(), config.max_incoming(), config.handler_pause(), spawner);
             Serving::new(
                 Arc::clone(&name),
-                handler,
+                serve,
                 routes,
                 pool,
                 Arc::clone(&calls),

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use super::handler::Handler;
 use super::pool::Pool;
 use super::reading::{ReadState, ReaderEnd};
+use super::responder::Incoming;
 use super::route::Routes;
 use crate::conn::calls::{Calls, Key};
 use crate::conn::control::Control;
@@ -18,9 +19,19 @@ use crate::conn::send::SendPath;
 use crate::conn::stats::ReaderCounters;
 use crate::wire::Packet;
 
+/// Who answers the peer's requests.
+pub(crate) enum Serve {
+    /// Nobody: they are refused with `no request handler`.
+    Nothing,
+    /// The application's handler, on the workers or the reading thread.
+    Handler(Arc<dyn Handler>),
+    /// The application's own loop, through a channel of pulled requests.
+    Queue(Sender<Incoming>),
+}
+
 pub(crate) struct Serving {
     pub name: Arc<str>,
-    pub handler: Option<Arc<dyn Handler>>,
+    pub serve: Serve,
     pub routes: Routes,
     pub pool: Pool<ReadState>,
     /// Where answers to this side's requests go.
@@ -46,7 +57,7 @@ impl Serving {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: Arc<str>,
-        handler: Option<Arc<dyn Handler>>,
+        serve: Serve,
         routes: Routes,
         pool: Pool<ReadState>,
         calls: Arc<Calls>,
@@ -56,7 +67,7 @@ impl Serving {
     ) -> Self {
         Serving {
             name,
-            handler,
+            serve,
             routes,
             pool,
             calls,
@@ -73,6 +84,14 @@ impl Serving {
         match self.send.try_send(packet) {
             Ok(()) => Ok(()),
             Err(packet) => self.pool.send_later(packet),
+        }
+    }
+
+    /// The handler, if requests go to one.
+    pub fn handler(&self) -> Option<&dyn Handler> {
+        match &self.serve {
+            Serve::Handler(handler) => Some(&**handler),
+            Serve::Nothing | Serve::Queue(_) => None,
         }
     }
 

@@ -104,26 +104,40 @@ where
     }
 }
 
+/// The request a handler receives, from its packet.
+pub(crate) fn request(packet: Packet) -> Request {
+    Request {
+        channel: packet.channel,
+        tag: packet.tag,
+        rq_type: packet.rq_type().unwrap_or_default(),
+        flags: packet.wire_flags,
+        payload: packet.payload,
+    }
+}
+
 /// Runs `handler` on one request and makes the response: a panic fails only
 /// this request, and an answer whose flags do not fit fails it with a text
 /// that says so.
 pub(crate) fn answer(handler: &dyn Handler, packet: Packet, name: &str) -> Packet {
     let (channel, tag) = (packet.channel, packet.tag);
-    let request = Request {
-        channel,
-        tag,
-        rq_type: packet.rq_type().unwrap_or_default(),
-        flags: packet.wire_flags,
-        payload: packet.payload,
-    };
-    let (ok, flags, payload) = match panic::catch_unwind(AssertUnwindSafe(|| handler.handle(request))) {
-        Ok(Ok(response)) => (true, response.flags, response.payload),
-        Ok(Err(failure)) => (false, failure.flags, failure.payload),
+    let request = request(packet);
+    let outcome = match panic::catch_unwind(AssertUnwindSafe(|| handler.handle(request))) {
+        Ok(outcome) => outcome,
         Err(payload) => {
             let message = panic_message(&*payload);
             log::warn!("{name}: handler panicked on channel {channel} tag {tag}: {message}");
-            (false, 0, format!("handler panicked: {message}").into_bytes())
+            Err(Failure::new(format!("handler panicked: {message}")))
         }
+    };
+    response_packet(channel, tag, outcome)
+}
+
+/// The response packet of an answer; one whose flags do not fit fails the
+/// request with a text that says so.
+pub(crate) fn response_packet(channel: u64, tag: u64, outcome: Result<Response, Failure>) -> Packet {
+    let (ok, flags, payload) = match outcome {
+        Ok(response) => (true, response.flags, response.payload),
+        Err(failure) => (false, failure.flags, failure.payload),
     };
     Packet::response(channel, tag, ok, flags, payload).unwrap_or_else(|error| {
         Packet::response_unchecked(

@@ -6,7 +6,9 @@
 //! - [`pool`]: the workers that run handlers;
 //! - [`leader`]: the reading thread runs quick handlers itself while an idle
 //!   worker watches (Leader/Followers);
-//! - [`handler`]: what the application's handler receives and returns.
+//! - [`handler`]: what the application's handler receives and returns;
+//! - [`responder`]: pulled requests, for a program that answers from its
+//!   own loop instead of a handler.
 
 pub(crate) mod context;
 pub(crate) mod handler;
@@ -14,6 +16,7 @@ pub(crate) mod leader;
 pub(crate) mod pool;
 pub(crate) mod reader;
 pub(crate) mod reading;
+pub(crate) mod responder;
 pub(crate) mod route;
 
 use std::io;
@@ -44,7 +47,7 @@ pub(crate) fn work(me: usize, serving: &Arc<Serving>) {
         match job {
             Job::Serve(packet) => {
                 let key = (packet.channel, packet.tag);
-                let response = match serving.handler.as_deref() {
+                let response = match serving.handler() {
                     Some(handler) => handler::answer(handler, packet, &serving.name),
                     None => Packet::response_unchecked(key.0, key.1, false, 0, b"no request handler".to_vec()),
                 };

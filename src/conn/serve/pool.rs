@@ -202,6 +202,37 @@ impl<R> Pool<R> {
         Ok(refusals)
     }
 
+    /// Admits one request that is answered later, outside the pool (a
+    /// pulled request): it is in service, and close drains it, until
+    /// [`finish_deferred`](Self::finish_deferred). Returns the refusal if it
+    /// cannot be admitted.
+    ///
+    /// # Errors
+    /// [`ConnectionError::TooManyIncoming`] past the configured limit.
+    pub fn admit_deferred(&self, key: Key) -> Result<Option<Refusal>, ConnectionError> {
+        let mut state = self.state.lock();
+        if state.closing {
+            return Ok(Some(Refusal { key, text: "connection closing".to_owned() }));
+        }
+        if state.serving.len() >= self.limit {
+            return Err(ConnectionError::TooManyIncoming { limit: self.limit });
+        }
+        if !state.serving.insert(key) {
+            return Ok(Some(Refusal { key, text: format!("channel {}: tag already in use: {}", key.0, key.1) }));
+        }
+        Ok(None)
+    }
+
+    /// Takes a request admitted with [`admit_deferred`](Self::admit_deferred)
+    /// out of service; then as [`finish`](Self::finish).
+    pub fn finish_deferred(&self, key: Key) -> bool {
+        let mut state = self.state.lock();
+        let in_service = state.serving.len();
+        state.serving.remove(&key);
+        self.answering.fetch_add(1, SeqCst);
+        policy::is_light(in_service)
+    }
+
     /// Has a worker send a response the reader could not queue at once.
     ///
     /// # Errors
@@ -414,6 +445,8 @@ impl<R> Pool<R> {
                     format!("request handlers still running on {}", names.join(", "))
                 } else if !state.jobs.is_empty() {
                     format!("{} requests still waiting for a handler", state.jobs.len())
+                } else if !state.serving.is_empty() {
+                    format!("{} pulled requests still unanswered", state.serving.len())
                 } else {
                     "answers still waiting for room in the send queue".to_owned()
                 });

@@ -14,9 +14,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::context::Serving;
+use crossbeam_channel::Sender;
+
+use super::context::{Serve, Serving};
 use super::handler;
 use super::reading::{ReadState, ReaderEnd, BATCH_MAX};
+use super::responder::{refused, Incoming, Responder};
 use super::route::Route;
 use crate::conn::error::ConnectionError;
 use crate::conn::stats::Counters;
@@ -148,11 +151,15 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
     let refusal = if reading.peer_ended_requests {
         Some("requests no longer allowed".to_owned())
     } else {
-        match route {
-            Route::Refuse => Some(format!("unknown channel {}", key.0)),
-            Route::User if serving.handler.is_none() => Some("no request handler".to_owned()),
-            Route::User => None,
-            Route::Control => {
+        match (route, &serving.serve) {
+            (Route::Refuse, _) => Some(format!("unknown channel {}", key.0)),
+            (Route::User, Serve::Nothing) => Some("no request handler".to_owned()),
+            (Route::User, Serve::Handler(_)) => None,
+            (Route::User, Serve::Queue(queue)) => {
+                check!(pull(packet, queue, serving));
+                return Step::Go(reading);
+            }
+            (Route::Control, _) => {
                 let answer = serving.control.serve(&packet);
                 check!(serving.send_now(answer));
                 return Step::Go(reading);
@@ -177,6 +184,28 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
     }
 }
 
+/// Hands a request to the application's loop, with a responder, once the
+/// pool has admitted it (the pool counts it as in service until answered).
+fn pull(packet: Packet, queue: &Sender<Incoming>, serving: &Arc<Serving>) -> Result<(), ConnectionError> {
+    let key = (packet.channel, packet.tag);
+    if let Some(refusal) = serving.pool.admit_deferred(key)? {
+        return serving.refuse(refusal.key, refusal.text);
+    }
+    let request = handler::request(packet);
+    let incoming = Incoming { request, responder: Responder::new(key, Arc::clone(serving)) };
+    if let Err(unsent) = queue.send(incoming) {
+        // The application dropped its receiver: the responder dropped here
+        // would wait for the send path; refuse the way the reader must,
+        // without blocking.
+        let Incoming { responder, .. } = unsent.into_inner();
+        responder.withdraw();
+        serving.pool.finish_deferred(key);
+        serving.pool.answered();
+        return serving.send_now(refused(key));
+    }
+    Ok(())
+}
+
 enum Inline {
     Answered(ReadState),
     /// Reading was taken over while the handler ran.
@@ -194,7 +223,7 @@ fn handler_section(reading: ReadState, packet: Packet, me: usize, serving: &Arc<
         Ok(number) => number,
         Err(reading) => return Inline::Declined(reading, packet),
     };
-    let handler = serving.handler.as_deref().expect("requests are routed to the handler only when there is one");
+    let handler = serving.handler().expect("requests are routed to the handler only when there is one");
     let started = timed.then(Instant::now);
     let response = handler::answer(handler, packet, &serving.name);
     let slow = started.is_some_and(|started| started.elapsed() >= INLINE_SLOW);

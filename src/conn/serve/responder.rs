@@ -1,0 +1,111 @@
+//! Pulled requests: instead of a handler, the connection hands the peer's
+//! requests to a channel, each with a [`Responder`] that answers it once.
+//! A program's own loop can then `select!` over requests and its other
+//! channels (lsp-server's model). A responder dropped unanswered sends a
+//! failure: the peer never waits for an answer that will not come.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::context::Serving;
+use super::handler::{IntoFailure, IntoOutcome, Request};
+use crate::conn::calls::Key;
+use crate::wire::Packet;
+
+/// The text a request gets when its [`Responder`] is dropped unanswered.
+pub const DROPPED_UNANSWERED: &str = "request dropped unanswered";
+
+/// A request from the peer, pulled from the channel of
+/// [`PacketConnection::with_incoming`](crate::PacketConnection::with_incoming).
+pub struct Incoming {
+    /// The request.
+    pub request: Request,
+    /// Answers it, once.
+    pub responder: Responder,
+}
+
+impl Incoming {
+    /// Answers with what a handler would return (see [`IntoOutcome`]).
+    pub fn respond(self, outcome: impl IntoOutcome) {
+        self.responder.respond(outcome);
+    }
+}
+
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming").field("request", &self.request).finish_non_exhaustive()
+    }
+}
+
+/// Answers one request of the peer. Dropping it unanswered fails the
+/// request with [`DROPPED_UNANSWERED`].
+#[must_use = "dropping a Responder fails its request"]
+pub struct Responder {
+    key: Key,
+    serving: Arc<Serving>,
+    answered: bool,
+}
+
+impl Responder {
+    pub(crate) fn new(key: Key, serving: Arc<Serving>) -> Self {
+        Responder { key, serving, answered: false }
+    }
+
+    /// The request's channel.
+    pub fn channel(&self) -> u64 {
+        self.key.0
+    }
+
+    /// The peer's tag of the request.
+    pub fn tag(&self) -> u64 {
+        self.key.1
+    }
+
+    /// Answers with what a handler would return: `()`, flags, bytes, a
+    /// string, `(flags, bytes)`, or an `Err` (see [`IntoOutcome`]).
+    pub fn respond(mut self, outcome: impl IntoOutcome) {
+        self.answer(outcome.into_outcome().map_err(IntoFailure::into_failure));
+    }
+
+    /// Fails the request with `failure` (a [`Failure`](crate::Failure), or
+    /// anything `Display`).
+    pub fn fail(mut self, failure: impl IntoFailure) {
+        self.answer(Err(failure.into_failure()));
+    }
+
+    /// Lets go without answering: the caller answers for it (the reader,
+    /// which must not block on the send path).
+    pub(crate) fn withdraw(mut self) {
+        self.answered = true;
+    }
+
+    fn answer(&mut self, outcome: Result<crate::Response, crate::Failure>) {
+        self.answered = true;
+        let (channel, tag) = self.key;
+        let packet = super::handler::response_packet(channel, tag, outcome);
+        // Out of service before the answer can reach the peer, as for a
+        // handler's answer.
+        let light = self.serving.pool.finish_deferred(self.key);
+        self.serving.send.send_response(packet, light);
+        self.serving.pool.answered();
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.answer(Err(crate::Failure::new(DROPPED_UNANSWERED)));
+        }
+    }
+}
+
+impl fmt::Debug for Responder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder").field("channel", &self.key.0).field("tag", &self.key.1).finish()
+    }
+}
+
+/// A response packet for a refused pulled request (the channel is gone).
+pub(crate) fn refused(key: Key) -> Packet {
+    Packet::response_unchecked(key.0, key.1, false, 0, b"requests are no longer taken".to_vec())
+}
