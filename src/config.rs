@@ -49,6 +49,8 @@ pub struct Config {
     extensions: bool,
     services: Services,
     handler_pause: Duration,
+    thread_stack: Option<usize>,
+    keepalive: Option<(Duration, Duration)>,
 }
 
 impl Default for Config {
@@ -67,6 +69,8 @@ impl Default for Config {
             extensions: false,
             services: Services::default(),
             handler_pause: DEFAULT_HANDLER_PAUSE,
+            thread_stack: None,
+            keepalive: None,
         }
     }
 }
@@ -136,6 +140,17 @@ impl Config {
     #[doc(hidden)]
     pub fn handler_pause(&self) -> Duration {
         self.handler_pause
+    }
+
+    /// See [`ConfigBuilder::thread_stack_size`]: `None` for the platform's
+    /// default.
+    pub fn thread_stack_size(&self) -> Option<usize> {
+        self.thread_stack
+    }
+
+    /// See [`ConfigBuilder::keepalive`]: the interval and the timeout.
+    pub fn keepalive(&self) -> Option<(Duration, Duration)> {
+        self.keepalive
     }
 
     /// The control-channel services of a layer above the connection.
@@ -271,6 +286,31 @@ impl ConfigBuilder {
     /// as cs.packetstream does): it behaves as a plain peer.
     pub fn extensions(mut self, on: bool) -> Self {
         self.config.extensions = on;
+        self
+    }
+
+    /// The stack size of the connection's threads (reader, writer,
+    /// workers, keepalive), in bytes; by default the platform's (2 MiB on
+    /// Linux, of which only the pages touched cost memory). Handlers run on
+    /// the reader and the workers, so a smaller stack must still hold the
+    /// deepest handler. A server holding thousands of connections may want
+    /// less address space per thread; 128 KiB is plenty for handlers that do
+    /// not recurse deeply.
+    pub fn thread_stack_size(mut self, bytes: usize) -> Self {
+        self.config.thread_stack = Some(bytes);
+        self
+    }
+
+    /// Checks that the peer is there: when nothing has arrived from it for
+    /// `interval`, the connection sends a ping (a request on the control
+    /// channel, which any peer answers: one with extensions ok, a plain
+    /// cs.packetstream peer with a refusal); when nothing at all has arrived
+    /// for `timeout`, the connection fails with
+    /// [`ConnectionError::Unresponsive`](crate::ConnectionError::Unresponsive),
+    /// which every waiting caller gets, and the transport is interrupted.
+    /// Off by default; it takes a thread of its own (`<name>-alive`).
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.config.keepalive = Some((interval, timeout.max(interval)));
         self
     }
 

@@ -163,8 +163,8 @@ pub use conn::close::{
     CloseError, CloseOptions, CloseProblem, CloseReport, CloseStep, Finished, StepOutcome, StepReport,
 };
 pub use conn::error::{
-    CallError, CallTimeoutError, ConnectionError, InvalidRequest, JoinTimeoutError, RequestError, SubmitError,
-    SubmitTimeoutError,
+    CallError, CallTimeoutError, ChildEnd, ConnectionError, InvalidRequest, JoinTimeoutError, RequestError,
+    SubmitError, SubmitTimeoutError,
 };
 pub use conn::pending::{Pending, TryWaitError, WaitTimeoutError};
 pub use conn::serve::handler::{Handler, IntoFailure, IntoOutcome, Request};

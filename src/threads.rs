@@ -30,13 +30,18 @@ pub(crate) struct Thread<T> {
     done: Receiver<()>,
 }
 
-pub(crate) fn spawn<T, F>(name: String, body: F) -> io::Result<Thread<T>>
+/// Starts a named thread; `stack` bytes of stack, or the platform's default.
+pub(crate) fn spawn<T, F>(name: String, stack: Option<usize>, body: F) -> io::Result<Thread<T>>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
     let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
-    let handle = thread::Builder::new().name(name.clone()).spawn(move || {
+    let mut builder = thread::Builder::new().name(name.clone());
+    if let Some(stack) = stack {
+        builder = builder.stack_size(stack);
+    }
+    let handle = builder.spawn(move || {
         let _done = done_tx;
         body()
     })?;

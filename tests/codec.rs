@@ -625,3 +625,23 @@ fn encode_appends() {
     wire::encode_header(&packet, &mut header);
     assert_eq!(header, [0x05, 0x02, 0x02, 0x01]);
 }
+
+#[test]
+fn the_start_of_a_frame_that_broke_the_format_is_kept() {
+    // A peer writing a log line where packets belong: 'h' claims a 104-byte frame.
+    for chunk in [1, 3, 64 << 10] {
+        let mut reader = PacketReader::new(Chunked::new(Cursor::new(b"hello world\n".to_vec()), chunk), 1 << 20);
+        assert!(matches!(reader.read_packet(), Err(ReadError::Protocol(ProtocolError::UnexpectedEof))));
+        assert_eq!(reader.frame_start(), b"hello world\n", "read {chunk} bytes at a time");
+        assert_eq!(packetstream::wire::text_hint(reader.frame_start()).as_deref(), Some("\"hello world\\n\""));
+    }
+    // After good packets, the bad frame's own bytes, and at most FRAME_START_LEN of them.
+    let mut bytes = frame(&Packet::request(0, 2, 0, 0, b"fine".to_vec()).unwrap());
+    // '~' claims 126 bytes, more than follow.
+    let text = "~~ Traceback (most recent call last): File \"x.py\", line 1, in <module> and so on\n";
+    bytes.extend_from_slice(text.as_bytes());
+    let mut reader = PacketReader::new(Chunked::new(Cursor::new(bytes), 7), 1 << 20);
+    assert!(reader.read_packet().unwrap().is_some());
+    assert!(reader.read_packet().is_err());
+    assert_eq!(reader.frame_start(), &text.as_bytes()[..packetstream::wire::FRAME_START_LEN]);
+}

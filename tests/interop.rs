@@ -492,3 +492,21 @@ fn python_client_against_rust_server_with_extensions() {
     let with = python_client_run(&python, &["--extensions"]);
     assert_only_the_probe_was_rejected(&with, &without);
 }
+
+#[test]
+fn keepalive_against_python_server() {
+    let Some(python) = python("keepalive_against_python_server") else { return };
+    let (transport, stderr) = spawn_python(&python, "echo_server.py");
+    showing_stderr_on_failure("echo_server.py", stderr, move || {
+        let config = config('k').keepalive(Duration::from_millis(50), Duration::from_millis(300));
+        let conn = PacketConnection::new(transport, config).expect("start the connection");
+        assert_echo("before", call(&conn, 0, 1, b"before", "before"), 1, b"before");
+        // Idle for several timeouts: Python refuses every ping (it serves
+        // channel 0 only), and each refusal shows the peer is there.
+        let idle = conn.join_recv_timeout(Duration::from_millis(1200));
+        assert!(matches!(idle, Err(packetstream::JoinTimeoutError::Timeout)), "{idle:?}");
+        assert!(conn.closed_reason().is_none(), "{:?}", conn.closed_reason());
+        assert_echo("after", call(&conn, 0, 2, b"after", "after"), 2, b"after");
+        close_cleanly(conn, "echo_server.py");
+    });
+}

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::answer::{Failure, Response};
-use super::error::{ConnectionError, RequestError};
+use super::error::{ChildEnd, ConnectionError, RequestError};
+use crate::ext;
+use crate::transport::{ChildProcess, ChildReport};
 use crate::wire::Packet;
 
 /// Tags are small sequential integers chosen by us (or the peer, for the
@@ -245,6 +247,14 @@ impl TagMap {
     pub fn outstanding(&self) -> usize {
         self.answers.len() + self.conversations.len()
     }
+
+    /// How many of the application's requests wait (the connection's own on
+    /// the reserved channels not counted).
+    pub fn callers_waiting(&self) -> usize {
+        let of_the_application = |&(channel, _): &Key| !ext::is_reserved(channel);
+        self.answers.keys().filter(|key| of_the_application(key)).count()
+            + self.conversations.keys().filter(|key| of_the_application(key)).count()
+    }
 }
 
 /// How long a waiting caller spins before it sleeps, and the back-off that
@@ -266,11 +276,14 @@ pub(crate) struct Calls {
     name: Arc<str>,
     map: Mutex<TagMap>,
     pub wait: WaitPolicy,
+    /// The child process at the other end, if it is one: the end of its
+    /// stream is explained by how the child ended.
+    child: Option<Arc<ChildProcess>>,
 }
 
 impl Calls {
-    pub fn new(name: Arc<str>, spin: Duration) -> Self {
-        Calls { name, map: Mutex::new(TagMap::default()), wait: WaitPolicy { spin, backoff: AtomicU32::new(0) } }
+    pub fn new(name: Arc<str>, spin: Duration, child: Option<Arc<ChildProcess>>) -> Self {
+        Calls { name, map: Mutex::new(TagMap::default()), wait: WaitPolicy { spin, backoff: AtomicU32::new(0) }, child }
     }
 
     /// Files a new request on `channel`: its tag, and how many requests
@@ -281,9 +294,9 @@ impl Calls {
         Ok((tag, map.outstanding()))
     }
 
-    /// Files one of the connection's own requests at close, when new
-    /// requests are refused already: its tag (`None` only once a channel's
-    /// 2^64 tags are spent).
+    /// Files one of the connection's own requests (a quit at close, a
+    /// keepalive's ping), even when the application's are refused: its tag
+    /// (`None` only once a channel's 2^64 tags are spent).
     pub fn register_at_close(&self, channel: u64, entry: Entry) -> Option<u64> {
         self.map.lock().register_anyway(channel, entry).ok()
     }
@@ -332,8 +345,12 @@ impl Calls {
     }
 
     /// Fails every request in flight with `reason` and refuses new ones.
-    /// The first reason given stands for later submits.
-    pub fn fail_all(&self, reason: ConnectionError) {
+    /// The first reason given stands for later submits. When the peer is a
+    /// child process, an end this side did not cause carries how the child
+    /// ended ([`ConnectionError::Child`]).
+    /// Returns the reason the requests got, explained.
+    pub fn fail_all(&self, reason: ConnectionError) -> ConnectionError {
+        let reason = self.explain(reason);
         let entries = self.map.lock().take_all(reason.clone());
         for entry in entries {
             match entry {
@@ -341,11 +358,45 @@ impl Calls {
                 Entry::Conversation(conversation) => conversation.fail(reason.clone()),
             }
         }
+        reason
     }
 
     /// How many requests await an answer.
     pub fn outstanding(&self) -> usize {
         self.map.lock().outstanding()
+    }
+
+    /// How many of the application's requests wait for an answer.
+    pub fn callers_waiting(&self) -> usize {
+        self.map.lock().callers_waiting()
+    }
+
+    /// Why new requests are refused, if they are.
+    pub fn refusal(&self) -> Option<ConnectionError> {
+        self.map.lock().refusal().cloned()
+    }
+
+    /// `reason`, with how the child at the other end ended when it is a
+    /// child, this side did not end the connection, and the child exited
+    /// or left lines on stderr. Asked only while someone can learn it: a
+    /// request waits, or nothing is refused yet.
+    fn explain(&self, reason: ConnectionError) -> ConnectionError {
+        let Some(child) = &self.child else { return reason };
+        if matches!(reason, ConnectionError::Closed | ConnectionError::Child(_)) {
+            return reason;
+        }
+        {
+            let map = self.map.lock();
+            if map.outstanding() == 0 && map.refusal().is_some() {
+                return reason;
+            }
+        }
+        let ChildReport { program, status, stderr } = child.report();
+        // A child still running with nothing to say adds nothing to the reason.
+        if status.is_none() && stderr.is_empty() {
+            return reason;
+        }
+        ConnectionError::Child(Arc::new(ChildEnd { program, status, stderr, cause: reason }))
     }
 }
 
@@ -384,7 +435,7 @@ mod tests {
 
     #[test]
     fn an_answer_completes_its_slot_once() {
-        let calls = Calls::new("t".into(), Duration::ZERO);
+        let calls = Calls::new("t".into(), Duration::ZERO, None);
         let slot = Arc::new(Slot::new());
         let (tag, in_flight) = calls.register(0, Entry::Answer(Arc::clone(&slot))).unwrap();
         assert_eq!(in_flight, 1);
@@ -426,7 +477,7 @@ mod tests {
 
     #[test]
     fn a_conversation_takes_packets_until_its_last() {
-        let calls = Calls::new("t".into(), Duration::ZERO);
+        let calls = Calls::new("t".into(), Duration::ZERO, None);
         let counting = Arc::new(Counting { seen: AtomicUsize::new(0), last_at: 3, failed: Mutex::new(None) });
         let (tag, _) = calls.register(9, Entry::Conversation(counting.clone())).unwrap();
         for _ in 0..4 {
@@ -438,7 +489,7 @@ mod tests {
 
     #[test]
     fn failing_all_reaches_answers_and_conversations_and_refuses_new_requests() {
-        let calls = Calls::new("t".into(), Duration::ZERO);
+        let calls = Calls::new("t".into(), Duration::ZERO, None);
         let slot = Arc::new(Slot::new());
         calls.register(0, Entry::Answer(Arc::clone(&slot))).unwrap();
         let counting = Arc::new(Counting { seen: AtomicUsize::new(0), last_at: 9, failed: Mutex::new(None) });

@@ -32,10 +32,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use super::calls::Calls;
 use super::control::Control;
 use super::error::ConnectionError;
+use super::keepalive::Keepalive;
 use super::send::{NotSent, SendPath};
 use super::serve::context::Serving;
 use crate::threads::{Panicked, Thread};
-use crate::transport::{self, Hooks, WriteHalf};
+use crate::transport::{Hooks, WriteHalf};
 use crate::wire::Packet;
 
 /// After close has interrupted the transport, how long it still waits for
@@ -383,10 +384,11 @@ impl fmt::Debug for Finished {
     }
 }
 
-/// The connection's two threads, which close joins.
+/// The connection's threads, which close joins.
 pub(crate) struct Threads {
     pub reader: Thread<()>,
     pub writer: Thread<Result<Box<dyn WriteHalf>, ConnectionError>>,
+    pub keepalive: Option<Keepalive>,
 }
 
 /// What close works on: the connection's parts, borrowed, and what it
@@ -433,8 +435,10 @@ impl From<ConnectionError> for CloseProblem {
 
 /// Closes the connection whose parts these are.
 pub(crate) fn close(parts: Parts<'_>, options: CloseOptions) -> Result<Finished, CloseError> {
-    let Parts { name, calls, send, serving, control, reading_done, threads, mut hooks, timeout } = parts;
+    let Parts { name, calls, send, serving, control, reading_done, mut threads, mut hooks, timeout } = parts;
     let deadline = options.deadline.unwrap_or_else(|| Instant::now() + options.timeout.unwrap_or(timeout));
+    // A close is not a silence: no ping goes out during one.
+    let keepalive = threads.keepalive.take().map(Keepalive::stop);
     let mut log = Log { report: CloseReport::new(), problem: None };
     log::debug!("{name}: closing");
     calls.refuse_new(ConnectionError::Closed);
@@ -508,14 +512,24 @@ pub(crate) fn close(parts: Parts<'_>, options: CloseOptions) -> Result<Finished,
         });
     }
 
-    // What ended reading is the cause; a writer's broken pipe after it is
-    // only a consequence.
-    if let Some(Err(error)) = serving.reading_outcome() {
+    // What ended reading (or gave the connection up) is the cause; a
+    // writer's broken pipe after it is only a consequence.
+    if let Some(error) = serving.aborted().or_else(|| serving.reading_outcome().and_then(Result::err)) {
         first(&mut log.problem, error);
     }
 
     let (streams, unread, exit_status) = log.step(CloseStep::Reap, |problem| {
         let (writer, mut clean) = join_threads(threads, serving, writer_done, read_done, problem);
+        if let Some(keepalive) = keepalive {
+            // Told to stop at the start of close: it has, or does at once.
+            if !keepalive.wait_until(Instant::now() + AFTER_INTERRUPT) {
+                first(problem, CloseProblem::TimedOut(format!("{} did not stop", keepalive.detach())));
+                clean = false;
+            } else if let Err(panicked) = keepalive.join() {
+                first(problem, panicked);
+                clean = false;
+            }
+        }
         calls.fail_all(ConnectionError::Closed);
         let reader = serving.take_reader_end();
         let unread = reader.as_ref().map(|end| end.unread.clone()).unwrap_or_default();
@@ -527,7 +541,7 @@ pub(crate) fn close(parts: Parts<'_>, options: CloseOptions) -> Result<Finished,
         if let Some(child) = hooks.child.take() {
             // Its stdin was closed with the writer's stream, so it can exit.
             let reap_by = deadline.max(Instant::now() + CHILD_EXIT);
-            match transport::reap(&child, reap_by) {
+            match child.reap(reap_by) {
                 Ok(status) => exit_status = Some(status),
                 Err(error) => {
                     first(problem, CloseProblem::Child(Arc::new(error)));

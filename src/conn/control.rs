@@ -164,6 +164,13 @@ impl Control {
         self.peer_quit.lock().clone()
     }
 
+    /// A ping, registered so that its answer (whatever it is: a plain peer
+    /// refuses it) is dropped quietly; only its arriving matters.
+    pub fn ping(&self, calls: &Calls) -> Option<Packet> {
+        let tag = calls.register_at_close(ext::CONTROL_CHANNEL, Entry::Conversation(Arc::new(Discard)))?;
+        Some(Packet::request_unchecked(ext::CONTROL_CHANNEL, tag, rq_type::PING, 0, Vec::new()))
+    }
+
     /// The quit request carrying `reason`, registered (although close
     /// refuses new requests by now) so that its answer is dropped quietly;
     /// `None` unless both ends agreed on quitting with a reason.

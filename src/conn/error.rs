@@ -11,7 +11,9 @@
 
 use std::fmt;
 use std::io;
+use std::process::ExitStatus;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::answer::Failure;
 use crate::wire::{ProtocolError, ValueTooLarge};
@@ -41,13 +43,86 @@ pub enum ConnectionError {
         /// The limit in force.
         limit: usize,
     },
+    /// The peer's bytes broke the format, and they look like text: most
+    /// often a peer writing log lines to the stream (a child printing to
+    /// its stdout).
+    NotPackets {
+        /// What the format check found.
+        error: ProtocolError,
+        /// The start of the bytes, quoted.
+        text: String,
+    },
+    /// Nothing came from the peer for this long, not even the answer to a
+    /// keepalive ping (see [`ConfigBuilder::keepalive`](crate::ConfigBuilder::keepalive)):
+    /// the connection was given up.
+    Unresponsive {
+        /// How long the peer had been silent.
+        silent_for: Duration,
+        /// How many of this side's requests were waiting for an answer.
+        waiting: usize,
+    },
+    /// The stream to the child process at the other end ended or broke, and
+    /// the child exited (or left lines on stderr): how it ended, with the
+    /// last lines it wrote to stderr when they were kept (see
+    /// [`Transport::spawn_forwarding_stderr`](crate::Transport::spawn_forwarding_stderr)).
+    /// The cause is inside.
+    Child(Arc<ChildEnd>),
+}
+
+/// How the child process at the other end of a connection ended.
+#[derive(Debug)]
+pub struct ChildEnd {
+    /// The program, as it was started.
+    pub program: String,
+    /// Its exit status; `None` if it was still running when its stream
+    /// ended.
+    pub status: Option<ExitStatus>,
+    /// The last lines it wrote to stderr, oldest first (empty unless they
+    /// were kept).
+    pub stderr: Vec<String>,
+    /// What ended the stream.
+    pub cause: ConnectionError,
+}
+
+impl fmt::Display for ChildEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "{}; the child {:?} {}", self.cause, self.program, describe_status(status))?,
+            None => write!(f, "{}; the child {:?} is still running", self.cause, self.program)?,
+        }
+        if let Some(last) = self.stderr.last() {
+            if self.stderr.len() == 1 {
+                write!(f, "; its last line on stderr: {last:?}")?;
+            } else {
+                write!(f, "; its last {} lines on stderr: {:?}", self.stderr.len(), self.stderr)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `exited with status 3`, `was killed by signal 9`.
+fn describe_status(status: ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("was killed by signal {signal}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exited with status {code}"),
+        None => format!("ended ({status})"),
+    }
 }
 
 impl ConnectionError {
-    /// The peer's quit reason, for [`ConnectionError::PeerClosed`].
+    /// The peer's quit reason, for [`ConnectionError::PeerClosed`] (also
+    /// when a child's end wraps it).
     pub fn quit_reason(&self) -> Option<&str> {
         match self {
             ConnectionError::PeerClosed { reason } => reason.as_deref(),
+            ConnectionError::Child(end) => end.cause.quit_reason(),
             _ => None,
         }
     }
@@ -66,6 +141,17 @@ impl fmt::Display for ConnectionError {
             ConnectionError::TooManyIncoming { limit } => {
                 write!(f, "protocol error: the peer has more than {limit} requests in service")
             }
+            ConnectionError::NotPackets { error, text } => write!(
+                f,
+                "protocol error: {error}; the bytes look like text, not packets (a peer writing to the stream?): {text}"
+            ),
+            ConnectionError::Unresponsive { silent_for, waiting } => write!(
+                f,
+                "the peer answered nothing for {:.1} s, a keepalive ping included; {waiting} request{} waited",
+                silent_for.as_secs_f64(),
+                if *waiting == 1 { "" } else { "s" }
+            ),
+            ConnectionError::Child(end) => fmt::Display::fmt(end, f),
         }
     }
 }
@@ -74,7 +160,8 @@ impl std::error::Error for ConnectionError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConnectionError::Io(error) => Some(&**error),
-            ConnectionError::Protocol(error) => Some(error),
+            ConnectionError::Protocol(error) | ConnectionError::NotPackets { error, .. } => Some(error),
+            ConnectionError::Child(end) => Some(&end.cause),
             _ => None,
         }
     }

@@ -17,6 +17,7 @@ pub(crate) mod calls;
 pub(crate) mod close;
 pub(crate) mod control;
 pub(crate) mod error;
+pub(crate) mod keepalive;
 pub(crate) mod pending;
 pub(crate) mod send;
 pub(crate) mod serve;
@@ -36,6 +37,7 @@ use self::control::Control;
 use self::error::{
     CallError, CallTimeoutError, ConnectionError, InvalidRequest, JoinTimeoutError, SubmitError, SubmitTimeoutError,
 };
+use self::keepalive::{Keepalive, Watched};
 use self::pending::{Pending, WaitTimeoutError};
 use self::send::writer;
 use self::send::{policy, NotSent, SendPath};
@@ -139,14 +141,14 @@ impl PacketConnection {
         }
         let transport::Opened { reader, writer, hooks } = transport.open()?;
         let name: Arc<str> = config.name().into();
-        let calls = Arc::new(Calls::new(Arc::clone(&name), config.wait_spin()));
+        let calls = Arc::new(Calls::new(Arc::clone(&name), config.wait_spin(), hooks.child.clone()));
         let (send, queue) = SendPath::new(Arc::clone(&name), writer, Arc::clone(&calls), &config);
         let send = Arc::new(send);
         let control = Arc::new(Control::new(Arc::clone(&name), config.extensions(), config.services().clone()));
         let routes = Routes::new(config.served_channels().to_vec(), config.serves_all_channels(), control.is_on());
         let (done, reading_done) = crossbeam_channel::bounded(0);
         let serving = Arc::new_cyclic(|serving| {
-            let spawner = serve::spawner(serving.clone());
+            let spawner = serve::spawner(serving.clone(), config.thread_stack_size());
             let pool =
                 Pool::new(Arc::clone(&name), config.workers(), config.max_incoming(), config.handler_pause(), spawner);
             Serving::new(
@@ -163,13 +165,18 @@ impl PacketConnection {
 
         let writer = {
             let (send, name) = (Arc::clone(&send), Arc::clone(&name));
-            threads::spawn(format!("{name}-writer"), move || writer::run(queue, &send.outbox, &send.timer, &name))?
+            let stack = config.thread_stack_size();
+            threads::spawn(format!("{name}-writer"), stack, move || {
+                writer::run(queue, &send.outbox, &send.timer, &name)
+            })?
         };
         let packets = PacketReader::new(reader, config.max_packet_size());
         let reader = {
             let serving = Arc::clone(&serving);
             let thread_name = serving.pool.thread_name(serving.pool.reader_number());
-            threads::spawn(thread_name, move || serve::read_then_work(ReadState::new(packets), serving))
+            threads::spawn(thread_name, config.thread_stack_size(), move || {
+                serve::read_then_work(ReadState::new(packets), serving)
+            })
         };
         let reader = match reader {
             Ok(reader) => reader,
@@ -185,6 +192,37 @@ impl PacketConnection {
             // a failed send fails the connection, which settles it too.
             let _ = send.send(probe, true, None);
         }
+        let keepalive = match config.keepalive() {
+            Some((interval, timeout)) => {
+                let watched = Watched {
+                    calls: Arc::clone(&calls),
+                    send: Arc::clone(&send),
+                    serving: Arc::clone(&serving),
+                    control: Arc::clone(&control),
+                    interrupt: hooks.interrupt.clone(),
+                };
+                match Keepalive::start(&name, config.thread_stack_size(), interval, timeout, watched) {
+                    Ok(keepalive) => Some(keepalive),
+                    Err(error) => {
+                        let threads = Threads { reader, writer, keepalive: None };
+                        let open = Open { threads, hooks: Mutex::new(hooks) };
+                        let conn = PacketConnection {
+                            name,
+                            calls,
+                            send,
+                            serving,
+                            control,
+                            reading_done,
+                            close_timeout: config.close_timeout(),
+                            open: None,
+                        };
+                        let _ = conn.shut(open, CloseOptions::new());
+                        return Err(error);
+                    }
+                }
+            }
+            None => None,
+        };
         log::debug!("{name}: started");
         Ok(PacketConnection {
             name,
@@ -194,7 +232,7 @@ impl PacketConnection {
             control,
             reading_done,
             close_timeout: config.close_timeout(),
-            open: Some(Open { threads: Threads { reader, writer }, hooks: Mutex::new(hooks) }),
+            open: Some(Open { threads: Threads { reader, writer, keepalive }, hooks: Mutex::new(hooks) }),
         })
     }
 
@@ -211,6 +249,13 @@ impl PacketConnection {
     /// How many of this side's requests await an answer.
     pub fn outstanding(&self) -> usize {
         self.calls.outstanding()
+    }
+
+    /// Why this side can make no more requests, once it cannot: the
+    /// connection ended or failed, or this side ended its requests. `None`
+    /// while it takes requests.
+    pub fn closed_reason(&self) -> Option<ConnectionError> {
+        self.calls.refusal()
     }
 
     /// Sends a request of type `rq_type` on channel 0 and returns its handle.

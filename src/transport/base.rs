@@ -3,10 +3,9 @@
 
 use std::any::Any;
 use std::io::{self, Read, Write};
-use std::process::Child;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use super::process::ChildProcess;
 
 /// A readable stream the connection can own and later hand back.
 pub trait ReadHalf: Read + Send + 'static {
@@ -66,8 +65,8 @@ pub(crate) struct Hooks {
     /// Unblocks a reader or writer stuck on the stream, once close's deadline
     /// has passed: shut a socket down, kill a child.
     pub interrupt: Option<Arc<dyn Fn() + Send + Sync>>,
-    /// A child to reap at close.
-    pub child: Option<Arc<Mutex<Child>>>,
+    /// A child to reap at close, which also explains an end of its stream.
+    pub child: Option<Arc<ChildProcess>>,
     /// Runs at close, after the threads have ended.
     pub shutdown: Option<Box<dyn FnOnce() + Send>>,
     /// Whether the streams are closed at close (a child's are) rather than

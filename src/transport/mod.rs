@@ -13,9 +13,10 @@ mod child;
 mod memory;
 mod on_demand;
 mod pipe;
+mod process;
 mod socket;
 
 pub(crate) use base::{Hooks, Opened};
 pub use base::{ReadHalf, Transport, WriteHalf};
-pub(crate) use child::reap;
 pub use memory::{memory_pipe, MemoryReader, MemoryWriter};
+pub(crate) use process::{ChildProcess, ChildReport};

@@ -26,9 +26,19 @@ pub struct PacketReader<R> {
     buf: Box<[u8]>,
     start: usize,
     end: usize,
+    /// Where in `buf` the frame being read begins, kept so that a frame
+    /// that turns out malformed can be shown ([`frame_start`](Self::frame_start)).
+    frame_begin: usize,
+    /// The first bytes of the frame being read, once its payload has moved
+    /// to a buffer of its own and they have left `buf`.
+    head: Vec<u8>,
+    head_saved: bool,
     max_packet_size: usize,
     bytes_read: u64,
 }
+
+/// How many of a frame's first bytes [`PacketReader::frame_start`] keeps.
+pub const FRAME_START_LEN: usize = 64;
 
 impl<R: Read> PacketReader<R> {
     /// A reader refusing frames longer than `max_packet_size`.
@@ -38,9 +48,24 @@ impl<R: Read> PacketReader<R> {
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
             start: 0,
             end: 0,
+            frame_begin: 0,
+            head: Vec::new(),
+            head_saved: false,
             max_packet_size,
             bytes_read: 0,
         }
+    }
+
+    /// The first bytes (at most [`FRAME_START_LEN`]) of the frame that
+    /// [`read_packet`](Self::read_packet) read last, or is reading: after an
+    /// error, the bytes that broke the format, to show them (a peer that
+    /// writes text to the stream, say).
+    pub fn frame_start(&self) -> &[u8] {
+        if self.head_saved {
+            return &self.head;
+        }
+        let begin = self.frame_begin.min(self.end);
+        &self.buf[begin..self.end.min(begin + FRAME_START_LEN)]
     }
 
     /// How many bytes have been read from the stream so far.
@@ -65,14 +90,19 @@ impl<R: Read> PacketReader<R> {
     }
 
     /// Reads more bytes into the buffer; `Ok(0)` at the end of the stream.
+    /// The bytes of the frame being read stay (its prefix and header, for
+    /// [`frame_start`](Self::frame_start)); what came before it goes.
     fn fill(&mut self) -> io::Result<usize> {
-        if self.start == self.end {
+        let keep = self.frame_begin.min(self.start);
+        if keep == self.end {
             self.start = 0;
             self.end = 0;
+            self.frame_begin = 0;
         } else if self.end == self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+            self.buf.copy_within(keep..self.end, 0);
+            self.end -= keep;
+            self.start -= keep;
+            self.frame_begin -= keep;
         }
         let n = read_retrying(&mut self.inner, &mut self.buf[self.end..])?;
         self.end += n;
@@ -98,6 +128,8 @@ impl<R: Read> PacketReader<R> {
     /// [`ReadError::Io`] when reading fails, [`ReadError::Protocol`] for a
     /// malformed frame or a stream that ends inside one.
     pub fn read_packet(&mut self) -> Result<Option<Packet>, ReadError> {
+        self.frame_begin = self.start;
+        self.head_saved = false;
         let (len, prefix) = loop {
             if let Some(found) = decode_varint(&self.buf[self.start..self.end])? {
                 break found;
@@ -126,33 +158,54 @@ impl<R: Read> PacketReader<R> {
             self.start += len;
             return Ok(payload);
         }
+        // The frame's prefix and header leave the buffer now: keep them,
+        // and on an error the start of the payload after them.
+        self.head.clear();
+        self.head.extend_from_slice(&self.buf[self.frame_begin..self.start]);
+        self.head_saved = true;
         let mut payload = Vec::with_capacity(len.min(buffered + MAX_PREALLOC));
         payload.extend_from_slice(&self.buf[self.start..self.end]);
         self.start = 0;
         self.end = 0;
+        self.frame_begin = 0;
+        match self.finish_payload(&mut payload, len) {
+            Ok(()) => Ok(payload),
+            Err(error) => {
+                let room = FRAME_START_LEN.saturating_sub(self.head.len());
+                self.head.extend_from_slice(&payload[..payload.len().min(room)]);
+                Err(error)
+            }
+        }
+    }
+
+    /// Reads the rest of a payload that is not all in the buffer.
+    fn finish_payload(&mut self, payload: &mut Vec<u8>, len: usize) -> Result<(), ReadError> {
         while payload.len() < len {
             let missing = len - payload.len();
             if missing < self.buf.len() / 2 {
                 // A short tail: read it through the buffer, which also picks
                 // up the frames behind it in the same read call.
-                self.fill_to(missing)?;
+                if let Err(error) = self.fill_to(missing) {
+                    payload.extend_from_slice(&self.buf[self.start..self.end]);
+                    return Err(error);
+                }
                 payload.extend_from_slice(&self.buf[..missing]);
                 self.start = missing;
-                break;
+                return Ok(());
             }
             // Room grows (at most doubling) only as bytes arrive, and is read
             // into without being zeroed first.
             payload.reserve(missing.min(payload.len().max(MAX_PREALLOC)));
             let room = payload.capacity() - payload.len();
             let before = payload.len();
-            (&mut self.inner).take(room.min(missing) as u64).read_to_end(&mut payload)?;
+            (&mut self.inner).take(room.min(missing) as u64).read_to_end(payload)?;
             let n = payload.len() - before;
             if n == 0 {
                 return Err(ProtocolError::UnexpectedEof.into());
             }
             self.bytes_read += n as u64;
         }
-        Ok(payload)
+        Ok(())
     }
 }
 

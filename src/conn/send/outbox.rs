@@ -165,9 +165,7 @@ impl Outbox {
     pub fn fail(&self, sink: &mut Sink, error: io::Error) -> ConnectionError {
         sink.out = None;
         self.closed.store(true, SeqCst);
-        let error = ConnectionError::from(error);
-        self.calls.fail_all(error.clone());
-        error
+        self.calls.fail_all(ConnectionError::from(error))
     }
 
     /// Adds one packet to the writer thread's batch (see [`Sink::push`]).

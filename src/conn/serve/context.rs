@@ -45,6 +45,9 @@ pub(crate) struct Serving {
 
 /// How reading ended, kept for close and for `join_recv`.
 struct Ending {
+    /// Why the connection was given up from outside the stream (the
+    /// keepalive), if it was: it stands for how reading ended.
+    aborted: Mutex<Option<ConnectionError>>,
     /// `Ok` for the peer's EOF or end of stream.
     outcome: Mutex<Option<Result<(), ConnectionError>>>,
     /// What reading left.
@@ -74,7 +77,12 @@ impl Serving {
             send,
             control,
             counters: ReaderCounters::default(),
-            ending: Ending { outcome: Mutex::new(None), end: Mutex::new(None), done: Mutex::new(Some(done)) },
+            ending: Ending {
+                aborted: Mutex::new(None),
+                outcome: Mutex::new(None),
+                end: Mutex::new(None),
+                done: Mutex::new(Some(done)),
+            },
         }
     }
 
@@ -101,18 +109,39 @@ impl Serving {
         self.send_now(Packet::response_unchecked(key.0, key.1, false, 0, text.into_bytes()))
     }
 
+    /// The connection is given up from outside the stream: whoever waits
+    /// learns `reason` at once, and so does whoever waits for reading to end,
+    /// however it ends.
+    pub fn abort(&self, reason: ConnectionError) {
+        self.ending.aborted.lock().get_or_insert(reason.clone());
+        self.calls.fail_all(reason);
+    }
+
     /// Reading is over: no more answers can arrive, so whoever still waits
     /// learns why.
     pub fn reading_ended(&self, outcome: Result<(), ConnectionError>, end: ReaderEnd) {
-        self.control.on_end();
-        let reason = match &outcome {
-            Ok(()) => ConnectionError::PeerClosed { reason: self.control.peer_quit_reason() },
-            Err(error) => error.clone(),
+        let outcome = match self.ending.aborted.lock().clone() {
+            Some(reason) => Err(reason),
+            None => outcome,
         };
-        self.calls.fail_all(reason);
+        self.control.on_end();
+        // The reason callers get is explained (how a child ended); so is
+        // the one close and join_recv report.
+        let outcome = match outcome {
+            Ok(()) => {
+                self.calls.fail_all(ConnectionError::PeerClosed { reason: self.control.peer_quit_reason() });
+                Ok(())
+            }
+            Err(error) => Err(self.calls.fail_all(error)),
+        };
         *self.ending.outcome.lock() = Some(outcome);
         *self.ending.end.lock() = Some(end);
         self.ending.done.lock().take();
+    }
+
+    /// Why the connection was given up from outside the stream, if it was.
+    pub fn aborted(&self) -> Option<ConnectionError> {
+        self.ending.aborted.lock().clone()
     }
 
     /// How reading ended, once it has.

@@ -67,11 +67,11 @@ pub(crate) fn work(me: usize, serving: &Arc<Serving>) {
 
 /// How the pool starts worker `number`: through a weak reference, since the
 /// pool lives inside what the workers share.
-pub(crate) fn spawner(serving: Weak<Serving>) -> Spawner {
+pub(crate) fn spawner(serving: Weak<Serving>, stack: Option<usize>) -> Spawner {
     Box::new(move |number| {
         // The pool starts workers from inside a call on it, so its owner is
         // alive.
         let serving = serving.upgrade().ok_or_else(|| io::Error::other("the connection is gone"))?;
-        threads::spawn(serving.pool.thread_name(number), move || work(number, &serving))
+        threads::spawn(serving.pool.thread_name(number), stack, move || work(number, &serving))
     })
 }

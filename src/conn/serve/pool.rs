@@ -78,9 +78,10 @@ struct State<R> {
     closing: bool,
     /// Set once reading has ended and close is done: workers exit.
     closed: bool,
-    /// Workers start with the first job, so a connection that serves nothing
-    /// has none.
-    started: bool,
+    /// How many workers have been started. They start one at a time, when a
+    /// job finds no idle worker, so a connection that serves nothing has none
+    /// and one whose handlers run on the reading thread has one (to watch).
+    started: usize,
 }
 
 impl<R> State<R> {
@@ -102,7 +103,8 @@ pub(crate) struct Pool<R> {
     state: Mutex<State<R>>,
     /// Signalled while closing when the last request in service is done.
     drained: Condvar,
-    workers: Mutex<Vec<Thread<()>>>,
+    /// The workers started, by number.
+    workers: Mutex<Vec<(usize, Thread<()>)>>,
     spawn: Spawner,
     /// Which thread reads the stream, by number.
     reading: AtomicUsize,
@@ -128,7 +130,7 @@ impl<R> Pool<R> {
             busy: vec![false; size + 1],
             closing: false,
             closed: false,
-            started: false,
+            started: 0,
         };
         Pool {
             name,
@@ -251,7 +253,7 @@ impl<R> Pool<R> {
     }
 
     /// Wakes one idle worker for new jobs (it wakes the next if more are
-    /// waiting), or starts the workers on the first job.
+    /// waiting), or starts one more worker if none is idle.
     fn wake(&self, mut state: MutexGuard<'_, State<R>>) -> Result<(), ConnectionError> {
         if state.jobs.is_empty() {
             return Ok(());
@@ -259,17 +261,28 @@ impl<R> Pool<R> {
         let woken = state.idle.pop();
         // The new top of the stack sleeps until a section wakes it.
         state.handoff.stop_watching();
-        let start = !std::mem::replace(&mut state.started, true);
+        let grow = if woken.is_none() { self.reserve_worker(&mut state) } else { None };
         drop(state);
         if let Some((_, worker)) = woken {
             worker.unpark();
         }
-        if start {
-            let mut workers = self.workers.lock();
-            for i in 0..self.size {
-                workers.push((self.spawn)(i)?);
-            }
+        match grow {
+            Some(number) => self.start_worker(number),
+            None => Ok(()),
         }
+    }
+
+    /// The number of one more worker to start, if the pool may grow.
+    fn reserve_worker(&self, state: &mut State<R>) -> Option<usize> {
+        (state.started < self.size && !state.closed).then(|| {
+            state.started += 1;
+            state.started - 1
+        })
+    }
+
+    fn start_worker(&self, number: usize) -> Result<(), ConnectionError> {
+        let worker = (self.spawn)(number)?;
+        self.workers.lock().push((number, worker));
         Ok(())
     }
 
@@ -349,14 +362,23 @@ impl<R> Pool<R> {
                     state.busy[me] = true;
                 }
                 // Pass the wake-up on while work remains, so that a slow
-                // handler does not hold up the jobs queued behind it.
+                // handler does not hold up the jobs queued behind it: to an
+                // idle worker, or to one more started.
                 let next = if state.jobs.is_empty() { None } else { state.idle.pop() };
                 if next.is_some() {
                     state.handoff.stop_watching();
                 }
+                let grow =
+                    if next.is_none() && !state.jobs.is_empty() { self.reserve_worker(&mut state) } else { None };
                 drop(state);
                 if let Some((_, worker)) = next {
                     worker.unpark();
+                }
+                if let Some(number) = grow {
+                    if let Err(error) = self.start_worker(number) {
+                        // This worker serves on; the jobs wait for it.
+                        log::warn!("{}: could not start another worker: {error}", self.name);
+                    }
                 }
                 return Some(job);
             }
@@ -475,7 +497,7 @@ impl<R> Pool<R> {
         }
         let workers = std::mem::take(&mut *self.workers.lock());
         let mut closed = PoolClosed::default();
-        for (number, worker) in workers.into_iter().enumerate() {
+        for (number, worker) in workers {
             let blocked = busy[number] || reading == Some(number);
             if worker.wait_until(if blocked { Instant::now() } else { deadline }) {
                 if let Err(panicked) = worker.join() {

@@ -24,7 +24,7 @@ use super::route::Route;
 use crate::conn::error::ConnectionError;
 use crate::conn::stats::Counters;
 use crate::ext;
-use crate::wire::{Control, Packet, ProtocolError, ReadError};
+use crate::wire::{self, Control, Packet, ProtocolError, ReadError};
 
 /// A handler the reader ran for longer than this counts as slow.
 pub(crate) const INLINE_SLOW: Duration = Duration::from_micros(200);
@@ -77,10 +77,15 @@ fn hand_on(reading: &mut ReadState, serving: &Arc<Serving>) -> Result<(), Connec
     Ok(())
 }
 
-fn read_error(error: ReadError) -> ConnectionError {
+/// Why reading failed: a broken format whose bytes look like text says so,
+/// with their start.
+fn read_error(error: ReadError, frame_start: &[u8]) -> ConnectionError {
     match error {
         ReadError::Io(error) => error.into(),
-        ReadError::Protocol(error) => error.into(),
+        ReadError::Protocol(error) => match wire::text_hint(frame_start) {
+            Some(text) => ConnectionError::NotPackets { error, text },
+            None => error.into(),
+        },
     }
 }
 
@@ -109,9 +114,9 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
         };
     }
     let counters = &serving.counters;
-    let packet = reading.packets.read_packet();
+    let packet = reading.packets.read_packet().map_err(|error| read_error(error, reading.packets.frame_start()));
     counters.bytes_in.store(reading.packets.bytes_read(), Relaxed);
-    let Some(packet) = check!(packet.map_err(read_error)) else {
+    let Some(packet) = check!(packet) else {
         return Step::End(reading, Ok(()));
     };
     log::trace!("{}: <- {packet:?}", serving.name);
