@@ -170,7 +170,7 @@ pub use conn::pending::{Pending, TryWaitError, WaitTimeoutError};
 pub use conn::serve::handler::{Handler, IntoFailure, IntoOutcome, Request};
 pub use conn::serve::responder::{Incoming, Responder, DROPPED_UNANSWERED};
 pub use conn::stats::Stats;
-pub use conn::PacketConnection;
+pub use conn::{PacketConnection, Peer};
 pub use error::Error;
 pub use transport::{memory_pipe, MemoryReader, MemoryWriter, ReadHalf, Transport, WriteHalf};
 pub use wire::{Packet, ProtocolError, ValueTooLarge, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE};

@@ -34,7 +34,7 @@ use super::control::Control;
 use super::error::ConnectionError;
 use super::keepalive::Keepalive;
 use super::send::{NotSent, SendPath};
-use super::serve::context::Serving;
+use super::serve::serving::Serving;
 use crate::threads::{Panicked, Thread};
 use crate::transport::{Hooks, WriteHalf};
 use crate::wire::Packet;

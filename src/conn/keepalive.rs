@@ -16,7 +16,7 @@ use super::calls::Calls;
 use super::control::Control;
 use super::error::ConnectionError;
 use super::send::SendPath;
-use super::serve::context::Serving;
+use super::serve::serving::Serving;
 use crate::threads::{self, Thread};
 
 /// The parts the keepalive watches and acts through.

@@ -13,6 +13,7 @@
 //! - [`close`]: shutdown as named steps, with a report.
 
 pub(crate) mod answer;
+pub(crate) mod caller;
 pub(crate) mod calls;
 pub(crate) mod close;
 pub(crate) mod control;
@@ -31,29 +32,28 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::Mutex;
 
 use self::answer::Response;
-use self::calls::{Calls, Entry, Slot};
+pub use self::caller::Peer;
+use self::calls::Calls;
 use self::close::{CloseError, CloseOptions, Finished, Parts, Threads};
 use self::control::Control;
-use self::error::{
-    CallError, CallTimeoutError, ConnectionError, InvalidRequest, JoinTimeoutError, SubmitError, SubmitTimeoutError,
-};
+use self::error::{CallError, CallTimeoutError, ConnectionError, JoinTimeoutError, SubmitError, SubmitTimeoutError};
 use self::keepalive::{Keepalive, Watched};
-use self::pending::{Pending, WaitTimeoutError};
+use self::pending::Pending;
 use self::send::writer;
-use self::send::{policy, NotSent, SendPath};
-use self::serve::context::{Serve, Serving};
+use self::send::SendPath;
 use self::serve::handler::Handler;
 use self::serve::pool::Pool;
 use self::serve::reading::ReadState;
 use self::serve::responder::Incoming;
 use self::serve::route::Routes;
-use self::stats::{Counters, Stats};
+use self::serve::serving::{Serve, Serving};
+use self::stats::Stats;
 use crate::config::Config;
 use crate::ext;
 use crate::ext::negotiation::State as Extensions;
 use crate::threads;
 use crate::transport::{self, Hooks, Transport};
-use crate::wire::{check_request, Packet, PacketReader};
+use crate::wire::{Packet, PacketReader};
 
 /// A bidirectional request/response connection over a byte stream.
 ///
@@ -62,6 +62,7 @@ use crate::wire::{check_request, Packet, PacketReader};
 /// worker threads. See the [crate documentation](crate) for a tour.
 pub struct PacketConnection {
     name: Arc<str>,
+    caller: Peer,
     calls: Arc<Calls>,
     send: Arc<SendPath>,
     serving: Arc<Serving>,
@@ -208,6 +209,7 @@ impl PacketConnection {
                         let open = Open { threads, hooks: Mutex::new(hooks) };
                         let conn = PacketConnection {
                             name,
+                            caller: Peer::new(Arc::clone(&calls), Arc::clone(&send)),
                             calls,
                             send,
                             serving,
@@ -226,6 +228,7 @@ impl PacketConnection {
         log::debug!("{name}: started");
         Ok(PacketConnection {
             name,
+            caller: Peer::new(Arc::clone(&calls), Arc::clone(&send)),
             calls,
             send,
             serving,
@@ -258,6 +261,14 @@ impl PacketConnection {
         self.calls.refusal()
     }
 
+    /// A handle that makes requests on this connection, to give to other
+    /// threads (it is cheap to clone) or to keep where a borrow of the
+    /// connection would not do. It fails with [`ConnectionError::Closed`]
+    /// once the connection is closed.
+    pub fn peer(&self) -> Peer {
+        self.caller.clone()
+    }
+
     /// Sends a request of type `rq_type` on channel 0 and returns its handle.
     /// Blocks while the send queue is full.
     ///
@@ -266,13 +277,13 @@ impl PacketConnection {
     /// [`SubmitError::Connection`] once the connection has ended or after
     /// [`end_requests`](Self::end_requests).
     pub fn submit(&self, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>) -> Result<Pending, SubmitError> {
-        self.submit_on(0, rq_type, flags, payload)
+        self.caller.submit(rq_type, flags, payload)
     }
 
     /// [`submit`](Self::submit) on a chosen channel.
     ///
     /// # Errors
-    /// As [`submit`](Self::submit), and [`InvalidRequest::ReservedChannel`]
+    /// As [`submit`](Self::submit), and [`InvalidRequest::ReservedChannel`](crate::InvalidRequest::ReservedChannel)
     /// for a channel the protocol extensions keep.
     pub fn submit_on(
         &self,
@@ -281,10 +292,7 @@ impl PacketConnection {
         flags: u64,
         payload: impl Into<Vec<u8>>,
     ) -> Result<Pending, SubmitError> {
-        self.submit_inner(channel, rq_type, flags, payload.into(), None).map_err(|error| match error {
-            NotSubmitted::Submit(error) => error,
-            NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
-        })
+        self.caller.submit_on(channel, rq_type, flags, payload)
     }
 
     /// [`submit_on`](Self::submit_on), waiting at most `timeout` for room in
@@ -303,41 +311,7 @@ impl PacketConnection {
         payload: impl Into<Vec<u8>>,
         timeout: Duration,
     ) -> Result<Pending, SubmitTimeoutError> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.submit_inner(channel, rq_type, flags, payload.into(), deadline).map_err(|error| match error {
-            NotSubmitted::Submit(error) => error.into(),
-            NotSubmitted::Timeout(payload) => SubmitTimeoutError::Timeout(payload),
-        })
-    }
-
-    fn submit_inner(
-        &self,
-        channel: u64,
-        rq_type: u64,
-        flags: u64,
-        payload: Vec<u8>,
-        deadline: Option<Instant>,
-    ) -> Result<Pending, NotSubmitted> {
-        let invalid = |error: InvalidRequest| NotSubmitted::Submit(SubmitError::Invalid(error));
-        if ext::is_reserved(channel) {
-            return Err(invalid(InvalidRequest::ReservedChannel(channel)));
-        }
-        check_request(rq_type, flags).map_err(|error| invalid(error.into()))?;
-        let slot = Arc::new(Slot::new());
-        let (tag, in_flight) = self
-            .calls
-            .register(channel, Entry::Answer(Arc::clone(&slot)))
-            .map_err(|error| NotSubmitted::Submit(SubmitError::Connection(error)))?;
-        let packet = Packet::request_unchecked(channel, tag, rq_type, flags, payload);
-        if let Err(not_sent) = self.send.send(packet, policy::is_light(in_flight), deadline) {
-            self.calls.forget((channel, tag));
-            return Err(match not_sent {
-                NotSent::Timeout(packet) => NotSubmitted::Timeout(packet.into_payload()),
-                NotSent::Ended(error) => NotSubmitted::Submit(SubmitError::Connection(error)),
-            });
-        }
-        Counters::add(&self.send.counters.requests_out, 1);
-        Ok(Pending::new(slot, (channel, tag), Arc::clone(&self.calls), Arc::clone(&self.send)))
+        self.caller.submit_timeout(channel, rq_type, flags, payload, timeout)
     }
 
     /// Sends a request of type `rq_type` on the control channel, for the
@@ -345,20 +319,7 @@ impl PacketConnection {
     /// [`ext::service`]). Requests of the application cannot go there.
     #[allow(dead_code)] // the first user is the typed-request registry
     pub(crate) fn control_request(&self, rq_type: u64, payload: Vec<u8>) -> Result<Pending, SubmitError> {
-        let slot = Arc::new(Slot::new());
-        let (tag, _) = self
-            .calls
-            .register(ext::CONTROL_CHANNEL, Entry::Answer(Arc::clone(&slot)))
-            .map_err(SubmitError::Connection)?;
-        let packet = Packet::request_unchecked(ext::CONTROL_CHANNEL, tag, rq_type, 0, payload);
-        if let Err(not_sent) = self.send.send(packet, true, None) {
-            self.calls.forget((ext::CONTROL_CHANNEL, tag));
-            return Err(SubmitError::Connection(match not_sent {
-                NotSent::Ended(error) => error,
-                NotSent::Timeout(_) => unreachable!("a send without a deadline does not time out"),
-            }));
-        }
-        Ok(Pending::new(slot, (ext::CONTROL_CHANNEL, tag), Arc::clone(&self.calls), Arc::clone(&self.send)))
+        self.caller.control_request(rq_type, payload)
     }
 
     /// Sends a request and waits for its answer.
@@ -367,7 +328,7 @@ impl PacketConnection {
     /// [`CallError::Failed`] when the peer answers ok = 0; otherwise as
     /// [`submit`](Self::submit) and [`Pending::wait`].
     pub fn call(&self, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>) -> Result<Response, CallError> {
-        Ok(self.submit(rq_type, flags, payload)?.wait()?)
+        self.caller.call(rq_type, flags, payload)
     }
 
     /// [`call`](Self::call) on a chosen channel.
@@ -381,7 +342,7 @@ impl PacketConnection {
         flags: u64,
         payload: impl Into<Vec<u8>>,
     ) -> Result<Response, CallError> {
-        Ok(self.submit_on(channel, rq_type, flags, payload)?.wait()?)
+        self.caller.call_on(channel, rq_type, flags, payload)
     }
 
     /// [`call`](Self::call) with one `timeout` for queueing and answer
@@ -396,19 +357,7 @@ impl PacketConnection {
         payload: impl Into<Vec<u8>>,
         timeout: Duration,
     ) -> Result<Response, CallTimeoutError> {
-        let Some(deadline) = Instant::now().checked_add(timeout) else {
-            return Ok(self.call(rq_type, flags, payload)?);
-        };
-        let pending = match self.submit_inner(0, rq_type, flags, payload.into(), Some(deadline)) {
-            Ok(pending) => pending,
-            Err(NotSubmitted::Timeout(_)) => return Err(CallTimeoutError::Timeout),
-            Err(NotSubmitted::Submit(error)) => return Err(CallError::from(error).into()),
-        };
-        pending.wait_deadline(deadline).map_err(|error| match error {
-            WaitTimeoutError::Timeout(_) => CallTimeoutError::Timeout,
-            WaitTimeoutError::Failed(failure) => CallTimeoutError::Failed(failure),
-            WaitTimeoutError::Connection(error) => CallTimeoutError::Connection(error),
-        })
+        self.caller.call_timeout(rq_type, flags, payload, timeout)
     }
 
     /// Sends ERQ: this side will make no more requests (its requests in
@@ -506,12 +455,6 @@ impl PacketConnection {
         };
         close::close(parts, options)
     }
-}
-
-/// Why [`PacketConnection::submit_inner`] sent nothing.
-enum NotSubmitted {
-    Submit(SubmitError),
-    Timeout(Vec<u8>),
 }
 
 // Callers share one connection across threads.

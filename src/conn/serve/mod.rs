@@ -10,7 +10,6 @@
 //! - [`responder`]: pulled requests, for a program that answers from its
 //!   own loop instead of a handler.
 
-pub(crate) mod context;
 pub(crate) mod handler;
 pub(crate) mod leader;
 pub(crate) mod pool;
@@ -18,13 +17,14 @@ pub(crate) mod reader;
 pub(crate) mod reading;
 pub(crate) mod responder;
 pub(crate) mod route;
+pub(crate) mod serving;
 
 use std::io;
 use std::sync::{Arc, Weak};
 
-use self::context::Serving;
 use self::pool::{Job, Spawner};
 use self::reading::ReadState;
+use self::serving::Serving;
 use crate::threads;
 use crate::wire::Packet;
 

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::context::{Serve, Serving};
 use super::handler;
 use super::reading::{ReadState, ReaderEnd, BATCH_MAX};
 use super::responder::{refused, Incoming, Responder};
 use super::route::Route;
+use super::serving::{Serve, Serving};
 use crate::conn::error::ConnectionError;
 use crate::conn::stats::Counters;
 use crate::ext;

@@ -7,8 +7,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::context::Serving;
 use super::handler::{IntoFailure, IntoOutcome, Request};
+use super::serving::Serving;
 use crate::conn::calls::Key;
 use crate::wire::Packet;
 

@@ -1,0 +1,196 @@
+//! Making requests: what a [`PacketConnection`](crate::PacketConnection)
+//! does for its caller, and a handler does to call the peer back. A
+//! [`Peer`] holds only the tag map and the send path, so it is cheap to
+//! clone and can outlive a borrow of the connection.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::answer::Response;
+use super::calls::{Calls, Entry, Slot};
+use super::error::{CallError, CallTimeoutError, InvalidRequest, SubmitError, SubmitTimeoutError};
+use super::pending::{Pending, WaitTimeoutError};
+use super::send::{policy, NotSent, SendPath};
+use super::stats::Counters;
+use crate::ext;
+use crate::wire::{check_request, Packet};
+
+/// Makes requests on a connection: the calls of
+/// [`PacketConnection`](crate::PacketConnection), in a handle that is cheap
+/// to clone and to send to other threads. A handler gets one for calling
+/// the peer back ([`Request::context`](crate::Request::context)).
+#[derive(Clone)]
+pub struct Peer {
+    calls: Arc<Calls>,
+    send: Arc<SendPath>,
+}
+
+/// Why [`Peer::submit_inner`] sent nothing.
+enum NotSubmitted {
+    Submit(SubmitError),
+    Timeout(Vec<u8>),
+}
+
+impl Peer {
+    pub(crate) fn new(calls: Arc<Calls>, send: Arc<SendPath>) -> Self {
+        Peer { calls, send }
+    }
+
+    /// Sends a request of type `rq_type` on channel 0 and returns its handle.
+    /// Blocks while the send queue is full.
+    ///
+    /// # Errors
+    /// [`SubmitError::Invalid`] for values that do not fit on the wire;
+    /// [`SubmitError::Connection`] once the connection has ended or after
+    /// [`end_requests`](crate::PacketConnection::end_requests).
+    pub fn submit(&self, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>) -> Result<Pending, SubmitError> {
+        self.submit_on(0, rq_type, flags, payload)
+    }
+
+    /// [`submit`](Self::submit) on a chosen channel.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit), and [`InvalidRequest::ReservedChannel`]
+    /// for a channel the protocol extensions keep.
+    pub fn submit_on(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<Pending, SubmitError> {
+        self.submit_inner(channel, rq_type, flags, payload.into(), None).map_err(|error| match error {
+            NotSubmitted::Submit(error) => error,
+            NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
+        })
+    }
+
+    /// [`submit_on`](Self::submit_on), waiting at most `timeout` for room in
+    /// the send queue. The request never goes out on the caller's thread, so
+    /// the timeout holds against a peer that stopped reading.
+    ///
+    /// # Errors
+    /// As [`submit_on`](Self::submit_on), plus [`SubmitTimeoutError::Timeout`]
+    /// (with the payload back) when there was no room in time; then nothing
+    /// was sent.
+    pub fn submit_timeout(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Pending, SubmitTimeoutError> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.submit_inner(channel, rq_type, flags, payload.into(), deadline).map_err(|error| match error {
+            NotSubmitted::Submit(error) => error.into(),
+            NotSubmitted::Timeout(payload) => SubmitTimeoutError::Timeout(payload),
+        })
+    }
+
+    fn submit_inner(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<Pending, NotSubmitted> {
+        let invalid = |error: InvalidRequest| NotSubmitted::Submit(SubmitError::Invalid(error));
+        if ext::is_reserved(channel) {
+            return Err(invalid(InvalidRequest::ReservedChannel(channel)));
+        }
+        check_request(rq_type, flags).map_err(|error| invalid(error.into()))?;
+        let slot = Arc::new(Slot::new());
+        let (tag, in_flight) = self
+            .calls
+            .register(channel, Entry::Answer(Arc::clone(&slot)))
+            .map_err(|error| NotSubmitted::Submit(SubmitError::Connection(error)))?;
+        let packet = Packet::request_unchecked(channel, tag, rq_type, flags, payload);
+        if let Err(not_sent) = self.send.send(packet, policy::is_light(in_flight), deadline) {
+            self.calls.forget((channel, tag));
+            return Err(match not_sent {
+                NotSent::Timeout(packet) => NotSubmitted::Timeout(packet.into_payload()),
+                NotSent::Ended(error) => NotSubmitted::Submit(SubmitError::Connection(error)),
+            });
+        }
+        Counters::add(&self.send.counters.requests_out, 1);
+        Ok(Pending::new(slot, (channel, tag), Arc::clone(&self.calls), Arc::clone(&self.send)))
+    }
+
+    /// Sends a request of type `rq_type` on the control channel, for the
+    /// layers above the connection that serve a feature there (see
+    /// [`ext::service`]). Requests of the application cannot go there.
+    pub(crate) fn control_request(&self, rq_type: u64, payload: Vec<u8>) -> Result<Pending, SubmitError> {
+        let slot = Arc::new(Slot::new());
+        let (tag, _) = self
+            .calls
+            .register(ext::CONTROL_CHANNEL, Entry::Answer(Arc::clone(&slot)))
+            .map_err(SubmitError::Connection)?;
+        let packet = Packet::request_unchecked(ext::CONTROL_CHANNEL, tag, rq_type, 0, payload);
+        if let Err(not_sent) = self.send.send(packet, true, None) {
+            self.calls.forget((ext::CONTROL_CHANNEL, tag));
+            return Err(SubmitError::Connection(match not_sent {
+                NotSent::Ended(error) => error,
+                NotSent::Timeout(_) => unreachable!("a send without a deadline does not time out"),
+            }));
+        }
+        Ok(Pending::new(slot, (ext::CONTROL_CHANNEL, tag), Arc::clone(&self.calls), Arc::clone(&self.send)))
+    }
+
+    /// Sends a request and waits for its answer.
+    ///
+    /// # Errors
+    /// [`CallError::Failed`] when the peer answers ok = 0; otherwise as
+    /// [`submit`](Self::submit) and [`Pending::wait`].
+    pub fn call(&self, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>) -> Result<Response, CallError> {
+        Ok(self.submit(rq_type, flags, payload)?.wait()?)
+    }
+
+    /// [`call`](Self::call) on a chosen channel.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    pub fn call_on(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<Response, CallError> {
+        Ok(self.submit_on(channel, rq_type, flags, payload)?.wait()?)
+    }
+
+    /// [`call`](Self::call) with one `timeout` for queueing and answer
+    /// together. On [`CallTimeoutError::Timeout`] the request is given up.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call), plus [`CallTimeoutError::Timeout`].
+    pub fn call_timeout(
+        &self,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Response, CallTimeoutError> {
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return Ok(self.call(rq_type, flags, payload)?);
+        };
+        let pending = match self.submit_inner(0, rq_type, flags, payload.into(), Some(deadline)) {
+            Ok(pending) => pending,
+            Err(NotSubmitted::Timeout(_)) => return Err(CallTimeoutError::Timeout),
+            Err(NotSubmitted::Submit(error)) => return Err(CallError::from(error).into()),
+        };
+        pending.wait_deadline(deadline).map_err(|error| match error {
+            WaitTimeoutError::Timeout(_) => CallTimeoutError::Timeout,
+            WaitTimeoutError::Failed(failure) => CallTimeoutError::Failed(failure),
+            WaitTimeoutError::Connection(error) => CallTimeoutError::Connection(error),
+        })
+    }
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer").field("outstanding", &self.calls.outstanding()).finish()
+    }
+}
