@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ext::service::{Service, Services};
+use crate::stream::{Credit, Overflow};
 use crate::wire::DEFAULT_MAX_PACKET_SIZE;
 
 /// The default packet grace. See [`ConfigBuilder::packet_grace`].
@@ -51,6 +52,9 @@ pub struct Config {
     handler_pause: Duration,
     thread_stack: Option<usize>,
     keepalive: Option<(Duration, Duration)>,
+    stream_window: Credit,
+    stream_overflow: Overflow,
+    max_streams: usize,
 }
 
 impl Default for Config {
@@ -71,6 +75,9 @@ impl Default for Config {
             handler_pause: DEFAULT_HANDLER_PAUSE,
             thread_stack: None,
             keepalive: None,
+            stream_window: Credit { items: 64, bytes: 1 << 20 },
+            stream_overflow: Overflow::Block,
+            max_streams: 1024,
         }
     }
 }
@@ -151,6 +158,21 @@ impl Config {
     /// See [`ConfigBuilder::keepalive`]: the interval and the timeout.
     pub fn keepalive(&self) -> Option<(Duration, Duration)> {
         self.keepalive
+    }
+
+    /// See [`ConfigBuilder::stream_window`].
+    pub fn stream_window(&self) -> Credit {
+        self.stream_window
+    }
+
+    /// See [`ConfigBuilder::stream_overflow`].
+    pub fn stream_overflow(&self) -> Overflow {
+        self.stream_overflow
+    }
+
+    /// See [`ConfigBuilder::max_streams`].
+    pub fn max_streams(&self) -> usize {
+        self.max_streams
     }
 
     /// The control-channel services of a layer above the connection.
@@ -311,6 +333,32 @@ impl ConfigBuilder {
     /// Off by default; it takes a thread of its own (`<name>-alive`).
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
         self.config.keepalive = Some((interval, timeout.max(interval)));
+        self
+    }
+
+    /// The window this end grants for the items of streams the peer opens
+    /// and sends on: the peer never has more than `items` items, or `bytes`
+    /// bytes of items, unread by the handler in flight. Default 64 items,
+    /// 1 MiB. (The caller's window for the items it takes is in its
+    /// [`StreamOptions`](crate::StreamOptions).)
+    pub fn stream_window(mut self, items: u64, bytes: u64) -> Self {
+        self.config.stream_window = Credit { items: items.max(1), bytes: bytes.max(1) };
+        self
+    }
+
+    /// What this end does when a handler falls behind the items of a stream
+    /// the peer sends: wait (the default), drop the oldest, or end the
+    /// stream.
+    pub fn stream_overflow(mut self, overflow: Overflow) -> Self {
+        self.config.stream_overflow = overflow;
+        self
+    }
+
+    /// How many streams the peer may have open here at once, each with a
+    /// handler thread of its own; past it an open is refused (failed with a
+    /// text that says so). Default 1,024.
+    pub fn max_streams(mut self, streams: usize) -> Self {
+        self.config.max_streams = streams.max(1);
         self
     }
 

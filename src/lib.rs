@@ -119,8 +119,10 @@
 //!
 //! Beyond cs.packetstream, two `packetstream` peers can agree on protocol
 //! extensions ([`ext`]), off unless [`ConfigBuilder::extensions`] turns them
-//! on: for now, a close that tells the peer why. A plain peer refuses the
-//! one probe and the connection carries on as before.
+//! on: a close that tells the peer why; streams inside a request, with
+//! credit flow control ([`Peer::stream`], [`stream`]); a caller's cancel and
+//! time budget that reach the peer's handler ([`Context`]). A plain peer
+//! refuses the one probe and the connection carries on as before.
 //!
 //! ```
 //! # use packetstream::*;
@@ -139,6 +141,41 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Streams
+//!
+//! A streaming request is one conversation: the caller opens it with
+//! [`PacketConnection::stream`] and gets a [`StreamReceiver`] (an iterator
+//! of the handler's items) and/or a [`StreamSender`] (whose `send` waits
+//! for credit), and a [`StreamReply`] for the final answer. The handler
+//! finds the other two ends in its request's [`Context`]. A slow reader
+//! grants credit slowly, so neither side holds more than a window of items.
+//!
+//! ```
+//! # use packetstream::*;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (a, b) = Transport::memory_pair();
+//! let on = || Config::builder().extensions(true);
+//! // Sums the numbers the caller streams, and answers the total.
+//! let server = PacketConnection::with_handler(b, on(), |rq: Request| {
+//!     let numbers = rq.context().take_receiver().ok_or("not a stream")?;
+//!     let mut total = 0u64;
+//!     for item in numbers {
+//!         total += u64::from_be_bytes(item.map_err(|end| end.to_string())?.try_into().map_err(|_| "8 bytes")?);
+//!     }
+//!     Ok::<_, String>(total.to_string())
+//! })?;
+//! let client = PacketConnection::new(a, on())?;
+//! let Stream { sender, reply, .. } = client.stream(0, 0, Vec::new(), StreamOptions::send().window(4, 1024))?;
+//! let sender = sender.expect("asked to send");
+//! for n in 1..=100u64 {
+//!     sender.send(n.to_be_bytes())?;
+//! }
+//! sender.finish();
+//! assert_eq!(reply.wait()?.payload, b"5050");
+//! # drop(client); drop(server);
+//! # Ok(()) }
+//! ```
+//!
 //! # Logging
 //!
 //! Through the `log` crate: every packet in and out at trace level (`->` and
@@ -149,6 +186,7 @@
 
 pub mod binary;
 pub mod ext;
+pub mod stream;
 pub mod wire;
 
 mod config;
@@ -167,9 +205,18 @@ pub use conn::error::{
     SubmitError, SubmitTimeoutError,
 };
 pub use conn::pending::{Pending, TryWaitError, WaitTimeoutError};
+pub use conn::serve::context::Context;
 pub use conn::serve::handler::{Handler, IntoFailure, IntoOutcome, Request};
 pub use conn::serve::responder::{Incoming, Responder, DROPPED_UNANSWERED};
 pub use conn::stats::Stats;
+pub use conn::streams::calling::{
+    ReplyError, ReplyTimeoutError, Stream, StreamOpenError, StreamOptions, StreamReply, DEFAULT_WINDOW_BYTES,
+    DEFAULT_WINDOW_ITEMS,
+};
+pub use conn::streams::handles::{
+    StreamEnd, StreamReceiver, StreamRecvError, StreamRecvTimeoutError, StreamSendError, StreamSendTimeoutError,
+    StreamSender, StreamTryRecvError, StreamTrySendError,
+};
 pub use conn::{PacketConnection, Peer};
 pub use error::Error;
 pub use transport::{memory_pipe, MemoryReader, MemoryWriter, ReadHalf, Transport, WriteHalf};

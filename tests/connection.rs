@@ -1256,6 +1256,12 @@ mod extensions {
         config(name).extensions(true)
     }
 
+    /// What two connections with extensions on agree on.
+    fn basic() -> Features {
+        Features::basic()
+    }
+
+    /// What a connection agrees on with a peer that offers only quitting.
     fn quit() -> Features {
         Features::NONE.with(Feature::Quit)
     }
@@ -1265,8 +1271,8 @@ mod extensions {
         for kind in Kind::ALL {
             let (client, server) = pair_with(kind, on(&kind.name('c')), on(&kind.name('s')), echo);
             let (c, s) = (client.name().to_owned(), server.name().to_owned());
-            assert_eq!(client.wait_extensions(LONG), State::Agreed(quit()), "{kind:?}");
-            assert_eq!(server.wait_extensions(LONG), State::Agreed(quit()), "{kind:?}");
+            assert_eq!(client.wait_extensions(LONG), State::Agreed(basic()), "{kind:?}");
+            assert_eq!(server.wait_extensions(LONG), State::Agreed(basic()), "{kind:?}");
             assert_eq!(expect_ok(client.call_timeout(0, 3, b"plain".to_vec(), LONG), "call").payload, b"plain");
             let closing = start_close_with(client, CloseOptions::new().reason("maintenance window"));
             server.join_recv_timeout(LONG).expect("the client's clean end");
@@ -1322,7 +1328,8 @@ mod extensions {
         let conn = PacketConnection::with_handler(transport, on(&kind.name('c')), echo).unwrap();
         let probe = raw.recv();
         let control = packetstream::ext::CONTROL_CHANNEL;
-        assert_eq!(probe, Packet::request(control, 0, 0, 0, b"PSX\x01\x01\x04quit\x01".to_vec()).unwrap());
+        let hello = b"PSX\x01\x03\x04quit\x01\x06stream\x01\x06cancel\x01";
+        assert_eq!(probe, Packet::request(control, 0, 0, 0, hello.to_vec()).unwrap());
         (conn, raw, probe)
     }
 

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::answer::Response;
-use super::calls::{Calls, Entry, Slot};
+use super::calls::{Entry, Slot};
 use super::error::{CallError, CallTimeoutError, InvalidRequest, SubmitError, SubmitTimeoutError};
+use super::link::Link;
 use super::pending::{Pending, WaitTimeoutError};
-use super::send::{policy, NotSent, SendPath};
+use super::send::{policy, NotSent};
 use super::stats::Counters;
-use crate::ext;
+use super::streams::calling::{self, Stream, StreamOpenError, StreamOptions};
+use crate::ext::{self, notice::Notice, Feature};
 use crate::wire::{check_request, Packet};
 
 /// Makes requests on a connection: the calls of
@@ -21,8 +23,7 @@ use crate::wire::{check_request, Packet};
 /// the peer back ([`Request::context`](crate::Request::context)).
 #[derive(Clone)]
 pub struct Peer {
-    calls: Arc<Calls>,
-    send: Arc<SendPath>,
+    link: Arc<Link>,
 }
 
 /// Why [`Peer::submit_inner`] sent nothing.
@@ -32,8 +33,8 @@ enum NotSubmitted {
 }
 
 impl Peer {
-    pub(crate) fn new(calls: Arc<Calls>, send: Arc<SendPath>) -> Self {
-        Peer { calls, send }
+    pub(crate) fn new(link: Arc<Link>) -> Self {
+        Peer { link }
     }
 
     /// Sends a request of type `rq_type` on channel 0 and returns its handle.
@@ -59,7 +60,30 @@ impl Peer {
         flags: u64,
         payload: impl Into<Vec<u8>>,
     ) -> Result<Pending, SubmitError> {
-        self.submit_inner(channel, rq_type, flags, payload.into(), None).map_err(|error| match error {
+        self.submit_inner(channel, rq_type, flags, payload.into(), None, None).map_err(|error| match error {
+            NotSubmitted::Submit(error) => error,
+            NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
+        })
+    }
+
+    /// [`submit_on`](Self::submit_on), telling the serving end that this
+    /// caller waits at most `budget` for the answer: its handler sees it
+    /// ([`Context::budget`](crate::Context::budget)). The budget travels as
+    /// a relative time, so the two ends' clocks need not agree; only a
+    /// `packetstream` peer that agreed on it hears of it (a plain
+    /// cs.packetstream peer gets the plain request).
+    ///
+    /// # Errors
+    /// As [`submit_on`](Self::submit_on).
+    pub fn submit_with_budget(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+        budget: Duration,
+    ) -> Result<Pending, SubmitError> {
+        self.submit_inner(channel, rq_type, flags, payload.into(), None, Some(budget)).map_err(|error| match error {
             NotSubmitted::Submit(error) => error,
             NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
         })
@@ -82,7 +106,7 @@ impl Peer {
         timeout: Duration,
     ) -> Result<Pending, SubmitTimeoutError> {
         let deadline = Instant::now().checked_add(timeout);
-        self.submit_inner(channel, rq_type, flags, payload.into(), deadline).map_err(|error| match error {
+        self.submit_inner(channel, rq_type, flags, payload.into(), deadline, None).map_err(|error| match error {
             NotSubmitted::Submit(error) => error.into(),
             NotSubmitted::Timeout(payload) => SubmitTimeoutError::Timeout(payload),
         })
@@ -95,47 +119,96 @@ impl Peer {
         flags: u64,
         payload: Vec<u8>,
         deadline: Option<Instant>,
+        budget: Option<Duration>,
     ) -> Result<Pending, NotSubmitted> {
         let invalid = |error: InvalidRequest| NotSubmitted::Submit(SubmitError::Invalid(error));
         if ext::is_reserved(channel) {
             return Err(invalid(InvalidRequest::ReservedChannel(channel)));
         }
         check_request(rq_type, flags).map_err(|error| invalid(error.into()))?;
+        let Link { calls, send, control } = &*self.link;
         let slot = Arc::new(Slot::new());
-        let (tag, in_flight) = self
-            .calls
+        let (tag, in_flight) = calls
             .register(channel, Entry::Answer(Arc::clone(&slot)))
             .map_err(|error| NotSubmitted::Submit(SubmitError::Connection(error)))?;
+        if let Some(budget) = budget.filter(|_| control.agreed(Feature::Cancel)) {
+            // Ahead of its request, in the same write.
+            let notice = Notice::Budget { channel, tag, budget };
+            if let Some(packet) = control.notice(calls, &notice) {
+                let _ = send.send(packet, false, deadline);
+            }
+        }
         let packet = Packet::request_unchecked(channel, tag, rq_type, flags, payload);
-        if let Err(not_sent) = self.send.send(packet, policy::is_light(in_flight), deadline) {
-            self.calls.forget((channel, tag));
+        if let Err(not_sent) = send.send(packet, policy::is_light(in_flight), deadline) {
+            calls.forget((channel, tag));
             return Err(match not_sent {
                 NotSent::Timeout(packet) => NotSubmitted::Timeout(packet.into_payload()),
                 NotSent::Ended(error) => NotSubmitted::Submit(SubmitError::Connection(error)),
             });
         }
-        Counters::add(&self.send.counters.requests_out, 1);
-        Ok(Pending::new(slot, (channel, tag), Arc::clone(&self.calls), Arc::clone(&self.send)))
+        Counters::add(&send.counters.requests_out, 1);
+        Ok(Pending::new(slot, (channel, tag), Arc::clone(&self.link)))
     }
 
     /// Sends a request of type `rq_type` on the control channel, for the
     /// layers above the connection that serve a feature there (see
     /// [`ext::service`]). Requests of the application cannot go there.
     pub(crate) fn control_request(&self, rq_type: u64, payload: Vec<u8>) -> Result<Pending, SubmitError> {
+        let Link { calls, send, .. } = &*self.link;
         let slot = Arc::new(Slot::new());
-        let (tag, _) = self
-            .calls
-            .register(ext::CONTROL_CHANNEL, Entry::Answer(Arc::clone(&slot)))
-            .map_err(SubmitError::Connection)?;
+        let (tag, _) =
+            calls.register(ext::CONTROL_CHANNEL, Entry::Answer(Arc::clone(&slot))).map_err(SubmitError::Connection)?;
         let packet = Packet::request_unchecked(ext::CONTROL_CHANNEL, tag, rq_type, 0, payload);
-        if let Err(not_sent) = self.send.send(packet, true, None) {
-            self.calls.forget((ext::CONTROL_CHANNEL, tag));
+        if let Err(not_sent) = send.send(packet, true, None) {
+            calls.forget((ext::CONTROL_CHANNEL, tag));
             return Err(SubmitError::Connection(match not_sent {
                 NotSent::Ended(error) => error,
                 NotSent::Timeout(_) => unreachable!("a send without a deadline does not time out"),
             }));
         }
-        Ok(Pending::new(slot, (ext::CONTROL_CHANNEL, tag), Arc::clone(&self.calls), Arc::clone(&self.send)))
+        Ok(Pending::new(slot, (ext::CONTROL_CHANNEL, tag), Arc::clone(&self.link)))
+    }
+
+    /// Opens a streaming request of type `rq_type`: one conversation in
+    /// which the peer's handler streams items to this caller, this caller
+    /// streams items to it, or both at once (as `options` say), before the
+    /// handler's final reply. Waits (at most a few seconds) for the
+    /// negotiation of extensions to settle first.
+    ///
+    /// ```
+    /// # use packetstream::*;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (a, b) = Transport::memory_pair();
+    /// let on = || Config::builder().extensions(true);
+    /// let server = PacketConnection::with_handler(b, on(), |rq: Request| {
+    ///     let items = rq.context().take_sender().expect("the caller takes items");
+    ///     for n in 0..3u8 {
+    ///         items.send(vec![n])?;
+    ///     }
+    ///     Ok::<_, StreamSendError>(b"done".to_vec())
+    /// })?;
+    /// let client = PacketConnection::new(a, on())?;
+    /// let Stream { receiver, reply, .. } = client.stream(1, 0, b"count", StreamOptions::receive())?;
+    /// let items: Vec<Vec<u8>> = receiver.expect("asked to receive").collect::<Result<_, _>>()?;
+    /// assert_eq!(items, [[0], [1], [2]]);
+    /// assert_eq!(reply.wait()?.payload, b"done");
+    /// # drop(client); drop(server);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`StreamOpenError::Unsupported`] at once when the peer cannot stream
+    /// (a plain cs.packetstream peer, or extensions off at either end);
+    /// [`StreamOpenError::Invalid`] for values that do not fit;
+    /// [`StreamOpenError::Connection`] once the connection has ended.
+    pub fn stream(
+        &self,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+        options: StreamOptions,
+    ) -> Result<Stream, StreamOpenError> {
+        calling::open(&self.link, rq_type, flags, payload.into(), options)
     }
 
     /// Sends a request and waits for its answer.
@@ -176,7 +249,7 @@ impl Peer {
         let Some(deadline) = Instant::now().checked_add(timeout) else {
             return Ok(self.call(rq_type, flags, payload)?);
         };
-        let pending = match self.submit_inner(0, rq_type, flags, payload.into(), Some(deadline)) {
+        let pending = match self.submit_inner(0, rq_type, flags, payload.into(), Some(deadline), Some(timeout)) {
             Ok(pending) => pending,
             Err(NotSubmitted::Timeout(_)) => return Err(CallTimeoutError::Timeout),
             Err(NotSubmitted::Submit(error)) => return Err(CallError::from(error).into()),
@@ -191,6 +264,6 @@ impl Peer {
 
 impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Peer").field("outstanding", &self.calls.outstanding()).finish()
+        f.debug_struct("Peer").field("outstanding", &self.link.calls.callers_waiting()).finish()
     }
 }

@@ -117,9 +117,7 @@ impl Slot {
 /// What a conversation says about a packet delivered to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Delivered {
-    /// More packets belong to it; its entry stays. (No conversation of
-    /// this version streams yet; the unit tests drive one.)
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// More packets belong to it; its entry stays.
     More,
     /// That was its last packet; its entry goes.
     Last,
@@ -128,8 +126,9 @@ pub(crate) enum Delivered {
 /// An entry that takes packets as they arrive (for instance a stream's
 /// items), run on the reading thread: it must not block.
 pub(crate) trait Conversation: Send + Sync {
-    /// One packet for this `(channel, tag)`.
-    fn deliver(&self, packet: Packet) -> Delivered;
+    /// One packet for this `(channel, tag)`. What it makes this end send
+    /// goes into `replies`, for the reader to send without waiting.
+    fn deliver(&self, packet: Packet, replies: &mut Vec<Packet>) -> Delivered;
     /// The connection ended before the last packet.
     fn fail(&self, error: ConnectionError);
 }
@@ -202,6 +201,31 @@ impl TagMap {
         Ok(tag)
     }
 
+    /// Allocates the next tag on `channel` with nothing waiting on it, for
+    /// a packet that is never answered (a notice).
+    pub fn allocate(&mut self, channel: u64) -> Option<u64> {
+        let first = if channel == 0 { FIRST_TAG_CHANNEL_0 } else { 0 };
+        let next = self.next_tag.entry(channel).or_insert(first);
+        let tag = *next;
+        *next = next.checked_add(1)?;
+        Some(tag)
+    }
+
+    /// Files `make(tag)` under the next tag on `channel`: for a
+    /// conversation that must know its tag.
+    pub fn register_with(
+        &mut self,
+        channel: u64,
+        make: impl FnOnce(u64) -> Arc<dyn Conversation>,
+    ) -> Result<u64, ConnectionError> {
+        if let Some(reason) = &self.refusing {
+            return Err(reason.clone());
+        }
+        let tag = self.allocate(channel).ok_or(ConnectionError::Closed)?;
+        self.conversations.insert((channel, tag), make(tag));
+        Ok(tag)
+    }
+
     /// Forgets what waits on `key`.
     pub fn remove(&mut self, key: Key) {
         if self.answers.remove(&key).is_none() && !self.conversations.is_empty() {
@@ -248,10 +272,10 @@ impl TagMap {
         self.answers.len() + self.conversations.len()
     }
 
-    /// How many of the application's requests wait (the connection's own on
-    /// the reserved channels not counted).
+    /// How many of the application's requests and streams wait (the
+    /// connection's own, on the control channel, not counted).
     pub fn callers_waiting(&self) -> usize {
-        let of_the_application = |&(channel, _): &Key| !ext::is_reserved(channel);
+        let of_the_application = |&(channel, _): &Key| channel != ext::CONTROL_CHANNEL;
         self.answers.keys().filter(|key| of_the_application(key)).count()
             + self.conversations.keys().filter(|key| of_the_application(key)).count()
     }
@@ -286,6 +310,11 @@ impl Calls {
         Calls { name, map: Mutex::new(TagMap::default()), wait: WaitPolicy { spin, backoff: AtomicU32::new(0) }, child }
     }
 
+    /// The connection's name, for the log.
+    pub fn name(&self) -> Arc<str> {
+        Arc::clone(&self.name)
+    }
+
     /// Files a new request on `channel`: its tag, and how many requests
     /// are in flight with it.
     pub fn register(&self, channel: u64, entry: Entry) -> Result<(u64, usize), ConnectionError> {
@@ -301,6 +330,22 @@ impl Calls {
         self.map.lock().register_anyway(channel, entry).ok()
     }
 
+    /// A tag on `channel` for a packet that is never answered (`None` only
+    /// once the channel's 2^64 tags are spent).
+    pub fn allocate(&self, channel: u64) -> Option<u64> {
+        self.map.lock().allocate(channel)
+    }
+
+    /// Files a conversation that must know its tag: `make` builds it from
+    /// the tag (under the map's lock, so it must only build).
+    pub fn register_with(
+        &self,
+        channel: u64,
+        make: impl FnOnce(u64) -> Arc<dyn Conversation>,
+    ) -> Result<u64, ConnectionError> {
+        self.map.lock().register_with(channel, make)
+    }
+
     /// A request given up on (cancelled, timed out, or never sent): its
     /// tag is freed, and a late answer to it is dropped quietly.
     pub fn forget(&self, key: Key) {
@@ -309,9 +354,17 @@ impl Calls {
 
     /// A packet for one of our tags arrived: hands it to what waits on it.
     /// `received` runs first when something waits, so that a caller woken
-    /// by the answer finds it counted.
-    pub fn deliver(&self, packet: Packet, received: impl FnOnce()) {
+    /// by the answer finds it counted. What a conversation wants sent in
+    /// return goes into `replies`.
+    pub fn deliver(&self, packet: Packet, replies: &mut Vec<Packet>, received: impl FnOnce()) {
         let key = (packet.channel, packet.tag);
+        self.deliver_to(key, packet, replies, received);
+    }
+
+    /// [`deliver`](Self::deliver) to the entry of `key`, which need not be
+    /// the packet's own (a stream's messages from its serving end come on
+    /// a channel of their own, to the caller's tag).
+    pub fn deliver_to(&self, key: Key, packet: Packet, replies: &mut Vec<Packet>, received: impl FnOnce()) {
         let found = self.map.lock().find(key);
         match found {
             Found::Answer(slot) => {
@@ -320,7 +373,7 @@ impl Calls {
             }
             Found::Conversation(conversation) => {
                 received();
-                if conversation.deliver(packet) == Delivered::Last {
+                if conversation.deliver(packet, replies) == Delivered::Last {
                     self.map.lock().remove(key);
                 }
             }
@@ -366,7 +419,8 @@ impl Calls {
         self.map.lock().outstanding()
     }
 
-    /// How many of the application's requests wait for an answer.
+    /// How many of the application's requests and streams wait for their
+    /// answer.
     pub fn callers_waiting(&self) -> usize {
         self.map.lock().callers_waiting()
     }
@@ -443,8 +497,8 @@ mod tests {
         let count = || {
             counted.fetch_add(1, Ordering::SeqCst);
         };
-        calls.deliver(answer(0, tag, false, b"no"), count);
-        calls.deliver(answer(0, tag, true, b"late"), count);
+        calls.deliver(answer(0, tag, false, b"no"), &mut Vec::new(), count);
+        calls.deliver(answer(0, tag, true, b"late"), &mut Vec::new(), count);
         assert_eq!(counted.load(Ordering::SeqCst), 1, "only the answer that found its caller counts");
         let failure = match slot.take(Some(Instant::now())) {
             Some(Err(RequestError::Failed(failure))) => failure,
@@ -461,7 +515,7 @@ mod tests {
     }
 
     impl Conversation for Counting {
-        fn deliver(&self, _packet: Packet) -> Delivered {
+        fn deliver(&self, _packet: Packet, _replies: &mut Vec<Packet>) -> Delivered {
             let seen = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
             if seen == self.last_at {
                 Delivered::Last
@@ -481,7 +535,7 @@ mod tests {
         let counting = Arc::new(Counting { seen: AtomicUsize::new(0), last_at: 3, failed: Mutex::new(None) });
         let (tag, _) = calls.register(9, Entry::Conversation(counting.clone())).unwrap();
         for _ in 0..4 {
-            calls.deliver(answer(9, tag, true, b"item"), || {});
+            calls.deliver(answer(9, tag, true, b"item"), &mut Vec::new(), || {});
         }
         assert_eq!(counting.seen.load(Ordering::SeqCst), 3, "nothing is delivered after the last");
         assert_eq!(calls.outstanding(), 0);

@@ -470,6 +470,10 @@ pub(crate) fn close(parts: Parts<'_>, options: CloseOptions) -> Result<Finished,
         Ok(()) => (StepOutcome::Done, ()),
         Err(what) => {
             first(problem, CloseProblem::TimedOut(what));
+            // Streams still open would hold their handlers for good: they
+            // end now, and their handlers get a moment to reply.
+            serving.streams.end_all(&ConnectionError::Closed);
+            let _ = serving.pool.drain(Instant::now() + FAREWELL);
             (StepOutcome::TimedOut, ())
         }
     });
@@ -619,6 +623,17 @@ fn join_threads(
         );
     }
     if let Some(panicked) = closed.panicked {
+        first(problem, panicked);
+    }
+    // Their streams ended with the reading, or at the drain's deadline.
+    let (panicked, stuck_streams) = serving.streams.join(exit_by);
+    if !stuck_streams.is_empty() {
+        first(
+            problem,
+            CloseProblem::TimedOut(format!("stream handlers still running on {}", stuck_streams.join(", "))),
+        );
+    }
+    if let Some(panicked) = panicked {
         first(problem, panicked);
     }
     let reader_number = pool.reader_number();

@@ -13,6 +13,7 @@ use parking_lot::{Condvar, Mutex};
 use super::calls::{Calls, Conversation, Delivered, Entry};
 use super::error::ConnectionError;
 use crate::ext::negotiation::{Negotiation, ProbeAnswer, State};
+use crate::ext::notice::Notice;
 use crate::ext::service::Services;
 use crate::ext::{self, quit, rq_type, Feature, Features};
 use crate::wire::Packet;
@@ -32,7 +33,7 @@ pub(crate) struct Control {
 struct ProbeAnswered(Arc<Control>);
 
 impl Conversation for ProbeAnswered {
-    fn deliver(&self, packet: Packet) -> Delivered {
+    fn deliver(&self, packet: Packet, _replies: &mut Vec<Packet>) -> Delivered {
         let ok = packet.ok() == Some(true);
         self.0.settle(|negotiation| {
             negotiation.on_answer(ok, packet.payload());
@@ -49,7 +50,7 @@ impl Conversation for ProbeAnswered {
 struct Discard;
 
 impl Conversation for Discard {
-    fn deliver(&self, _packet: Packet) -> Delivered {
+    fn deliver(&self, _packet: Packet, _replies: &mut Vec<Packet>) -> Delivered {
         Delivered::Last
     }
 
@@ -169,6 +170,12 @@ impl Control {
     pub fn ping(&self, calls: &Calls) -> Option<Packet> {
         let tag = calls.register_at_close(ext::CONTROL_CHANNEL, Entry::Conversation(Arc::new(Discard)))?;
         Some(Packet::request_unchecked(ext::CONTROL_CHANNEL, tag, rq_type::PING, 0, Vec::new()))
+    }
+
+    /// The packet of a notice (never answered: no entry waits on its tag).
+    pub fn notice(&self, calls: &Calls, notice: &Notice) -> Option<Packet> {
+        let tag = calls.allocate(ext::CONTROL_CHANNEL)?;
+        Some(Packet::request_unchecked(ext::CONTROL_CHANNEL, tag, notice.rq_type(), 0, notice.encode()))
     }
 
     /// The quit request carrying `reason`, registered (although close

@@ -10,6 +10,9 @@
 //! - [`serve`]: the blocking reader thread, routing by channel, the handler
 //!   pool and the reader hand-off;
 //! - [`control`]: the extension mechanism's end of the connection;
+//! - [`streams`]: streams inside a request, at both ends;
+//! - [`link`]: what a caller's handles share: the tag map, the send path,
+//!   the negotiation;
 //! - [`close`]: shutdown as named steps, with a report.
 
 pub(crate) mod answer;
@@ -19,10 +22,12 @@ pub(crate) mod close;
 pub(crate) mod control;
 pub(crate) mod error;
 pub(crate) mod keepalive;
+pub(crate) mod link;
 pub(crate) mod pending;
 pub(crate) mod send;
 pub(crate) mod serve;
 pub(crate) mod stats;
+pub(crate) mod streams;
 
 use std::io;
 use std::sync::Arc;
@@ -38,16 +43,20 @@ use self::close::{CloseError, CloseOptions, Finished, Parts, Threads};
 use self::control::Control;
 use self::error::{CallError, CallTimeoutError, ConnectionError, JoinTimeoutError, SubmitError, SubmitTimeoutError};
 use self::keepalive::{Keepalive, Watched};
+use self::link::Link;
 use self::pending::Pending;
 use self::send::writer;
 use self::send::SendPath;
 use self::serve::handler::Handler;
+use self::serve::notes::Notes;
 use self::serve::pool::Pool;
 use self::serve::reading::ReadState;
 use self::serve::responder::Incoming;
 use self::serve::route::Routes;
 use self::serve::serving::{Serve, Serving};
 use self::stats::Stats;
+use self::streams::calling::{Stream, StreamOpenError, StreamOptions};
+use self::streams::served::ServedStreams;
 use crate::config::Config;
 use crate::ext;
 use crate::ext::negotiation::State as Extensions;
@@ -148,6 +157,14 @@ impl PacketConnection {
         let control = Arc::new(Control::new(Arc::clone(&name), config.extensions(), config.services().clone()));
         let routes = Routes::new(config.served_channels().to_vec(), config.serves_all_channels(), control.is_on());
         let (done, reading_done) = crossbeam_channel::bounded(0);
+        let caller = Peer::new(Link::new(Arc::clone(&calls), Arc::clone(&send), Arc::clone(&control)));
+        let notes = Arc::new(Notes::new(caller.clone(), config.max_incoming()));
+        let streams = ServedStreams::new(
+            config.max_streams(),
+            config.stream_window(),
+            config.stream_overflow(),
+            config.thread_stack_size(),
+        );
         let serving = Arc::new_cyclic(|serving| {
             let spawner = serve::spawner(serving.clone(), config.thread_stack_size());
             let pool =
@@ -160,6 +177,8 @@ impl PacketConnection {
                 Arc::clone(&calls),
                 Arc::clone(&send),
                 Arc::clone(&control),
+                notes,
+                streams,
                 done,
             )
         });
@@ -209,7 +228,7 @@ impl PacketConnection {
                         let open = Open { threads, hooks: Mutex::new(hooks) };
                         let conn = PacketConnection {
                             name,
-                            caller: Peer::new(Arc::clone(&calls), Arc::clone(&send)),
+                            caller,
                             calls,
                             send,
                             serving,
@@ -228,7 +247,7 @@ impl PacketConnection {
         log::debug!("{name}: started");
         Ok(PacketConnection {
             name,
-            caller: Peer::new(Arc::clone(&calls), Arc::clone(&send)),
+            caller,
             calls,
             send,
             serving,
@@ -249,9 +268,17 @@ impl PacketConnection {
         Stats::collect(&self.serving.counters, &self.send.outbox.counters, &self.send.counters)
     }
 
-    /// How many of this side's requests await an answer.
+    /// How many of this side's requests and streams await their answer
+    /// (the connection's own, such as its probe, not counted).
     pub fn outstanding(&self) -> usize {
-        self.calls.outstanding()
+        self.calls.callers_waiting()
+    }
+
+    /// How many of the peer's requests this side is serving: admitted and
+    /// not yet answered (queued, in a handler, pulled and held by the
+    /// application), open streams included.
+    pub fn in_service(&self) -> usize {
+        self.serving.pool.in_service()
     }
 
     /// Why this side can make no more requests, once it cannot: the
@@ -320,6 +347,37 @@ impl PacketConnection {
     #[allow(dead_code)] // the first user is the typed-request registry
     pub(crate) fn control_request(&self, rq_type: u64, payload: Vec<u8>) -> Result<Pending, SubmitError> {
         self.caller.control_request(rq_type, payload)
+    }
+
+    /// [`submit_on`](Self::submit_on), telling a `packetstream` peer that
+    /// this caller waits at most `budget` (see [`Peer::submit_with_budget`]).
+    ///
+    /// # Errors
+    /// As [`submit_on`](Self::submit_on).
+    pub fn submit_with_budget(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+        budget: Duration,
+    ) -> Result<Pending, SubmitError> {
+        self.caller.submit_with_budget(channel, rq_type, flags, payload, budget)
+    }
+
+    /// Opens a streaming request (see [`Peer::stream`], which has an
+    /// example).
+    ///
+    /// # Errors
+    /// As [`Peer::stream`].
+    pub fn stream(
+        &self,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Vec<u8>>,
+        options: StreamOptions,
+    ) -> Result<Stream, StreamOpenError> {
+        self.caller.stream(rq_type, flags, payload, options)
     }
 
     /// Sends a request and waits for its answer.

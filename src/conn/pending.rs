@@ -8,10 +8,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::answer::{Failure, Response};
-use super::calls::{Calls, Key, Slot};
+use super::calls::{Key, Slot};
 use super::error::{ConnectionError, RequestError};
+use super::link::Link;
 use super::send::policy;
-use super::send::SendPath;
+use crate::ext::{self, notice::Notice, Feature};
 
 /// With many requests in flight, how many waits sleep at once after a spin
 /// that did not pay.
@@ -24,7 +25,10 @@ const SPIN_BACKOFF: u32 = 8;
 /// means the request got no answer because the connection ended. The timed
 /// and non-blocking waits hand the `Pending` back when the answer is not
 /// there yet, so it can be waited on again. Dropping a `Pending` cancels the
-/// request: its answer, when it comes, is dropped quietly.
+/// request: its answer, when it comes, is dropped quietly, and a
+/// `packetstream` peer is told at once, so that its handler can see it
+/// ([`Context::is_cancelled`](crate::Context::is_cancelled)). A plain
+/// cs.packetstream peer is told nothing.
 #[must_use = "dropping a Pending cancels its request"]
 pub struct Pending {
     slot: Arc<Slot>,
@@ -32,8 +36,7 @@ pub struct Pending {
     /// the slot again.
     settled: bool,
     key: Key,
-    calls: Arc<Calls>,
-    send: Arc<SendPath>,
+    link: Arc<Link>,
 }
 
 /// Why [`Pending::wait_timeout`] or [`Pending::wait_deadline`] returned no
@@ -60,8 +63,8 @@ pub enum TryWaitError {
 }
 
 impl Pending {
-    pub(crate) fn new(slot: Arc<Slot>, key: Key, calls: Arc<Calls>, send: Arc<SendPath>) -> Self {
-        Pending { slot, settled: false, key, calls, send }
+    pub(crate) fn new(slot: Arc<Slot>, key: Key, link: Arc<Link>) -> Self {
+        Pending { slot, settled: false, key, link }
     }
 
     /// The request's channel.
@@ -127,7 +130,9 @@ impl Pending {
     }
 
     /// Gives up on the request: its tag is freed here, and a late answer is
-    /// dropped quietly. The peer is not told (the wire format has no way to).
+    /// dropped quietly. A `packetstream` peer that agreed on
+    /// [`Feature::Cancel`](crate::ext::Feature::Cancel) is told at once; a
+    /// plain cs.packetstream peer cannot be (its wire format has no way to).
     pub fn cancel(self) {
         // Drop does the work.
     }
@@ -151,12 +156,12 @@ impl Pending {
     /// comes to be treated by the scheduler as a CPU hog, which places the
     /// connection's threads badly (BENCHMARKS.md has the figures).
     fn spin(&self, deadline: Option<Instant>) {
-        let policy = &self.calls.wait;
+        let policy = &self.link.calls.wait;
         // A poll (`try_wait`) does not spin, nor count as a spin that failed.
         if policy.spin.is_zero() || deadline.is_some_and(|deadline| deadline <= Instant::now()) {
             return;
         }
-        let light = policy::is_light(self.calls.outstanding());
+        let light = policy::is_light(self.link.calls.outstanding());
         let backoff = &policy.backoff;
         if !light {
             let skip = backoff.load(Ordering::Relaxed);
@@ -179,7 +184,7 @@ impl Pending {
         if self.slot.is_done() {
             return true;
         }
-        self.send.flush();
+        self.link.send.flush();
         false
     }
 }
@@ -201,10 +206,18 @@ fn spin_on(slot: &Slot, spin: Duration, deadline: Option<Instant>) -> bool {
 impl Drop for Pending {
     fn drop(&mut self) {
         if !self.settled && !self.slot.is_done() {
-            self.calls.forget(self.key);
+            let Link { calls, send, control } = &*self.link;
+            calls.forget(self.key);
             // Whoever races us (the answer, a failed connection) loses: the
             // slot keeps the first outcome, and nobody will take it.
             self.slot.complete(Err(RequestError::Connection(ConnectionError::Closed)));
+            let (channel, tag) = self.key;
+            if !ext::is_reserved(channel) && control.agreed(Feature::Cancel) {
+                if let Some(packet) = control.notice(calls, &Notice::Cancel { channel, tag }) {
+                    // Told at once: its handler may be working for nobody.
+                    let _ = send.send(packet, true, None);
+                }
+            }
         }
     }
 }

@@ -27,6 +27,10 @@ pub struct Stats {
     /// Calls to the stream's `write`: with `packets_out`, how well packets
     /// were batched.
     pub write_calls: u64,
+    /// Streams this side opened.
+    pub streams_out: u64,
+    /// Streams the peer opened here (refused ones included).
+    pub streams_in: u64,
 }
 
 /// The counters are grouped by who writes them, each group on its own
@@ -42,6 +46,7 @@ pub(crate) struct ReaderCounters {
     pub requests_in: AtomicU64,
     pub packets_in: AtomicU64,
     pub bytes_in: AtomicU64,
+    pub streams_in: AtomicU64,
 }
 
 /// Written by whoever holds the stream's lock.
@@ -59,6 +64,7 @@ pub(crate) struct SinkCounters {
 pub(crate) struct SenderCounters {
     pub requests_out: AtomicU64,
     pub responses_out: AtomicU64,
+    pub streams_out: AtomicU64,
 }
 
 /// The two ways to count.
@@ -91,6 +97,8 @@ impl Stats {
             bytes_out: sink.bytes_out.load(Relaxed),
             bytes_in: reader.bytes_in.load(Relaxed),
             write_calls: sink.write_calls.load(Relaxed),
+            streams_out: senders.streams_out.load(Relaxed),
+            streams_in: reader.streams_in.load(Relaxed),
         }
     }
 }

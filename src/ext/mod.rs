@@ -14,11 +14,13 @@
 //! - [`hello`]: the probe's payload, which lists features.
 //! - [`negotiation`]: the state machine of one connection's agreement.
 //! - [`quit`]: the reason a closing end may give.
+//! - [`notice`]: the control requests never answered (a cancel, a budget).
 //! - [`service`]: how a layer above the connection serves a feature of its
 //!   own on the control channel.
 
 pub mod hello;
 pub mod negotiation;
+pub mod notice;
 pub mod quit;
 pub mod service;
 
@@ -57,6 +59,12 @@ pub mod rq_type {
     /// [`Feature::Registry`](super::Feature::Registry)); served by the layer
     /// that owns the registry.
     pub const REGISTRY: u64 = 3;
+    /// A notice: the sender gave one of its requests up (see
+    /// [`notice`](super::notice)). Never answered.
+    pub const CANCEL: u64 = 4;
+    /// A notice: the time budget of the sender's next request (see
+    /// [`notice`](super::notice)). Never answered.
+    pub const BUDGET: u64 = 5;
 }
 
 /// A feature one end may have. The name is what travels in a hello; a
@@ -71,24 +79,32 @@ pub enum Feature {
     /// registries of request types by name. Offered only by a connection
     /// whose configuration has a registry service.
     Registry,
+    /// Streams inside a request: the stream messages on their reserved
+    /// channels (see [`stream`](crate::stream)).
+    Stream,
+    /// Notices: a caller that gives up a request tells the serving end, and
+    /// a request may carry its caller's time budget (see [`notice`]).
+    Cancel,
 }
 
 impl Feature {
     /// Every feature this version of the crate has, in a fixed order.
-    pub const ALL: [Feature; 2] = [Feature::Quit, Feature::Registry];
+    pub const ALL: [Feature; 4] = [Feature::Quit, Feature::Registry, Feature::Stream, Feature::Cancel];
 
     /// The name that travels in a hello.
     pub fn name(self) -> &'static str {
         match self {
             Feature::Quit => "quit",
             Feature::Registry => "registry",
+            Feature::Stream => "stream",
+            Feature::Cancel => "cancel",
         }
     }
 
     /// The newest version of the feature this crate speaks.
     pub fn version(self) -> u64 {
         match self {
-            Feature::Quit | Feature::Registry => 1,
+            Feature::Quit | Feature::Registry | Feature::Stream | Feature::Cancel => 1,
         }
     }
 
@@ -124,7 +140,7 @@ impl Features {
     /// The features every connection with extensions on offers; the others
     /// come with the services of its configuration.
     pub fn basic() -> Features {
-        Features::NONE.with(Feature::Quit)
+        Features::NONE.with(Feature::Quit).with(Feature::Stream).with(Feature::Cancel)
     }
 
     /// Whether `feature` is in the set.
@@ -210,12 +226,14 @@ mod tests {
         }
         assert_eq!(Feature::from_name("no such feature"), None);
         let quit = Features::NONE.with(Feature::Quit);
-        assert_eq!(quit, Features::basic());
+        assert_eq!(quit.with(Feature::Stream).with(Feature::Cancel), Features::basic());
+        assert!(!Features::basic().contains(Feature::Registry), "the registry comes with its service");
         assert!(quit.contains(Feature::Quit));
         assert!(!quit.contains(Feature::Registry));
         assert!(quit.intersection(Features::NONE).is_empty());
         assert_eq!(quit.intersection(Features::all()), quit);
         assert_eq!(quit.to_string(), "quit");
+        assert_eq!(Features::basic().to_string(), "quit, stream, cancel");
         assert_eq!(Features::NONE.to_string(), "none");
     }
 }

@@ -67,7 +67,7 @@ impl SendPath {
     /// Sends a packet. `light`: few requests are in flight, so it leaves at
     /// once. With a `deadline` it waits for room in the queue until then.
     pub fn send(&self, packet: Packet, light: bool, deadline: Option<Instant>) -> Result<(), NotSent> {
-        if policy::path(packet.payload.len(), deadline.is_some(), self.queue.is_empty()) == Path::Stage {
+        if policy::path(packet.payload.len(), deadline.is_some(), self.outbox.queue_is_clear()) == Path::Stage {
             let backlog = self.outbox.stage(&packet).map_err(NotSent::Ended)?;
             let flushed = match policy::after_staging(backlog, light, self.timer.is_zero()) {
                 AfterStaging::FlushWaiting => self.outbox.flush_waiting(),
@@ -79,13 +79,43 @@ impl SendPath {
             };
             return flushed.map_err(NotSent::Ended);
         }
+        self.enqueue(packet, deadline)
+    }
+
+    /// Puts a packet in the queue, waiting until `deadline` (`None`: for as
+    /// long as it takes) for room, counted until the writer has it in its
+    /// batch (see [`Outbox::queue_is_clear`]).
+    fn enqueue(&self, packet: Packet, deadline: Option<Instant>) -> Result<(), NotSent> {
+        self.outbox.count_queued(true);
         let packet = Outgoing::Packet(packet);
-        match deadline {
+        let sent = match deadline {
             None => self.queue.send(packet).map_err(|_| NotSent::Ended(self.outbox.ended_reason())),
             Some(deadline) => self.queue.send_deadline(packet, deadline).map_err(|error| match error {
                 SendTimeoutError::Timeout(Outgoing::Packet(packet)) => NotSent::Timeout(packet),
                 _ => NotSent::Ended(self.outbox.ended_reason()),
             }),
+        };
+        if sent.is_err() {
+            self.outbox.count_queued(false);
+        }
+        sent
+    }
+
+    /// Puts a packet in the queue if there is room now; it comes back if
+    /// not. A closed queue takes it (the connection has ended, and the peer
+    /// will not read it).
+    fn try_enqueue(&self, packet: Packet) -> Result<(), Packet> {
+        self.outbox.count_queued(true);
+        match self.queue.try_send(Outgoing::Packet(packet)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(Outgoing::Packet(packet))) => {
+                self.outbox.count_queued(false);
+                Err(packet)
+            }
+            Err(_) => {
+                self.outbox.count_queued(false);
+                Ok(())
+            }
         }
     }
 
@@ -105,13 +135,12 @@ impl SendPath {
     /// so much is staged that requests should go to the workers.
     pub fn send_inline_reply(&self, packet: Packet) -> bool {
         let packet = if policy::path(packet.payload.len(), false, true) == Path::Queue {
-            match self.queue.try_send(Outgoing::Packet(packet)) {
+            match self.try_enqueue(packet) {
                 Ok(()) => {
                     Counters::add(&self.counters.responses_out, 1);
                     return false;
                 }
-                Err(TrySendError::Full(Outgoing::Packet(packet))) => packet,
-                Err(_) => return false,
+                Err(packet) => packet,
             }
         } else {
             packet
@@ -130,29 +159,15 @@ impl SendPath {
     /// Queues a packet without ever blocking, for the reading thread: the
     /// packet comes back if the queue is full (a worker then sends it).
     pub fn try_send(&self, packet: Packet) -> Result<(), Packet> {
-        match self.queue.try_send(Outgoing::Packet(packet)) {
-            Ok(()) => {
-                Counters::add(&self.counters.responses_out, 1);
-                Ok(())
-            }
-            Err(TrySendError::Full(Outgoing::Packet(packet))) => Err(packet),
-            // Closed: the connection has ended and the peer will not read it.
-            Err(_) => Ok(()),
-        }
+        self.try_enqueue(packet)?;
+        Counters::add(&self.counters.responses_out, 1);
+        Ok(())
     }
 
     /// Queues a control packet (ERQ, EOF) behind everything sent before it,
     /// waiting until `deadline` (`None`: for as long as it takes) for room.
     pub fn send_control(&self, packet: Packet, deadline: Option<Instant>) -> Result<(), NotSent> {
-        let packet = Outgoing::Packet(packet);
-        let ended = || NotSent::Ended(self.outbox.ended_reason());
-        match deadline {
-            None => self.queue.send(packet).map_err(|_| ended()),
-            Some(deadline) => self.queue.send_deadline(packet, deadline).map_err(|error| match error {
-                SendTimeoutError::Timeout(Outgoing::Packet(packet)) => NotSent::Timeout(packet),
-                _ => ended(),
-            }),
-        }
+        self.enqueue(packet, deadline)
     }
 
     /// Writes what is staged unless another thread is writing it: for a

@@ -12,7 +12,7 @@
 //! When staged bytes leave is the [send policy](super::policy)'s decision.
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -39,6 +39,12 @@ pub(crate) struct Outbox {
     closed: AtomicBool,
     /// A failed write fails every request waiting here.
     calls: Arc<Calls>,
+    /// Packets sent through the queue and not yet in the writer's batch.
+    /// A packet is staged only while this is zero: one staged while the
+    /// writer holds a packet it has taken from the queue but not yet
+    /// written could reach the stream first, and a stream's items must
+    /// arrive in the order they were sent.
+    queued: AtomicUsize,
     pub counters: SinkCounters,
 }
 
@@ -59,7 +65,23 @@ impl Outbox {
             sink: Mutex::new(Sink { out: Some(out), batch: Vec::new(), spare: Vec::new() }),
             closed: AtomicBool::new(false),
             calls,
+            queued: AtomicUsize::new(0),
             counters: SinkCounters::default(),
+        }
+    }
+
+    /// Whether no packet sent through the queue is still on its way to the
+    /// writer's batch.
+    pub fn queue_is_clear(&self) -> bool {
+        self.queued.load(SeqCst) == 0
+    }
+
+    /// A packet goes into the queue (or, with `false`, did not after all).
+    pub fn count_queued(&self, went: bool) {
+        if went {
+            self.queued.fetch_add(1, SeqCst);
+        } else {
+            self.queued.fetch_sub(1, SeqCst);
         }
     }
 
@@ -169,9 +191,13 @@ impl Outbox {
     }
 
     /// Adds one packet to the writer thread's batch (see [`Sink::push`]).
+    /// It came from the queue: once it is in the batch, under the stream's
+    /// lock, whatever is staged after it is written after it.
     pub fn push(&self, sink: &mut Sink, packet: &Packet) -> io::Result<()> {
         log::trace!("{}: -> {packet:?}", self.name);
-        sink.push(packet, &self.counters)
+        let pushed = sink.push(packet, &self.counters);
+        self.queued.fetch_sub(1, SeqCst);
+        pushed
     }
 
     /// Writes the writer thread's batch (see [`Sink::write_batch`]).

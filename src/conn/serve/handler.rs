@@ -1,15 +1,23 @@
 //! Serving the peer's requests: what a handler receives and may return.
 
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 
+use super::context::Context;
+use super::notes::Notes;
 use crate::conn::answer::{Failure, Response};
 use crate::threads::panic_message;
 use crate::wire::Packet;
 
 /// A request from the peer, as a handler receives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Beyond its fields, its [`context`](Self::context) says whether the caller
+/// gave it up, what time budget it gave, and holds a streaming request's
+/// ends.
+#[derive(Debug, Clone)]
 pub struct Request {
-    /// The channel it came on (0 unless extra channels are served).
+    /// The channel it came on: 0 unless extra channels are served, and
+    /// [`stream::UP`](crate::stream::message::UP) for a streaming request.
     pub channel: u64,
     /// The peer's tag for it.
     pub tag: u64,
@@ -19,6 +27,58 @@ pub struct Request {
     pub flags: u64,
     /// The request's payload.
     pub payload: Vec<u8>,
+    context: Context,
+}
+
+impl Request {
+    /// A request that did not come from a connection, for testing a
+    /// handler: never cancelled, with no budget and no peer to call back.
+    pub fn new(channel: u64, tag: u64, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>) -> Self {
+        let context = Context::detached((channel, tag));
+        Request { channel, tag, rq_type, flags, payload: payload.into(), context }
+    }
+
+    pub(crate) fn from_parts(
+        channel: u64,
+        tag: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: Vec<u8>,
+        context: Context,
+    ) -> Self {
+        Request { channel, tag, rq_type, flags, payload, context }
+    }
+
+    pub(crate) fn with_context(packet: Packet, context: Context) -> Self {
+        Request {
+            channel: packet.channel,
+            tag: packet.tag,
+            rq_type: packet.rq_type().unwrap_or_default(),
+            flags: packet.wire_flags,
+            payload: packet.payload,
+            context,
+        }
+    }
+
+    /// What the handler can learn and do beyond the request's bytes.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// Whether this is a streaming request (its ends are in its
+    /// [`context`](Self::context)).
+    pub fn is_stream(&self) -> bool {
+        self.context.is_stream()
+    }
+}
+
+impl PartialEq for Request {
+    /// Requests are equal when their fields are; the context is not
+    /// compared.
+    fn eq(&self, other: &Self) -> bool {
+        (self.channel, self.tag, self.rq_type, self.flags, &self.payload)
+            == (other.channel, other.tag, other.rq_type, other.flags, &other.payload)
+    }
 }
 
 /// What a handler's return value means: an answer, or a failure.
@@ -105,31 +165,31 @@ where
 }
 
 /// The request a handler receives, from its packet.
-pub(crate) fn request(packet: Packet) -> Request {
-    Request {
-        channel: packet.channel,
-        tag: packet.tag,
-        rq_type: packet.rq_type().unwrap_or_default(),
-        flags: packet.wire_flags,
-        payload: packet.payload,
-    }
+pub(crate) fn request(packet: Packet, notes: &Arc<Notes>) -> Request {
+    let context = Context::plain((packet.channel, packet.tag), notes);
+    Request::with_context(packet, context)
 }
 
 /// Runs `handler` on one request and makes the response: a panic fails only
 /// this request, and an answer whose flags do not fit fails it with a text
 /// that says so.
-pub(crate) fn answer(handler: &dyn Handler, packet: Packet, name: &str) -> Packet {
+pub(crate) fn answer(handler: &dyn Handler, packet: Packet, notes: &Arc<Notes>, name: &str) -> Packet {
     let (channel, tag) = (packet.channel, packet.tag);
-    let request = request(packet);
-    let outcome = match panic::catch_unwind(AssertUnwindSafe(|| handler.handle(request))) {
+    let outcome = run(handler, request(packet, notes), name);
+    response_packet(channel, tag, outcome)
+}
+
+/// Runs `handler` on `request`: a panic fails only this request.
+pub(crate) fn run(handler: &dyn Handler, request: Request, name: &str) -> Result<Response, Failure> {
+    let (channel, tag) = (request.channel, request.tag);
+    match panic::catch_unwind(AssertUnwindSafe(|| handler.handle(request))) {
         Ok(outcome) => outcome,
         Err(payload) => {
             let message = panic_message(&*payload);
             log::warn!("{name}: handler panicked on channel {channel} tag {tag}: {message}");
             Err(Failure::new(format!("handler panicked: {message}")))
         }
-    };
-    response_packet(channel, tag, outcome)
+    }
 }
 
 /// The response packet of an answer; one whose flags do not fit fails the

@@ -8,16 +8,23 @@
 //!   worker watches (Leader/Followers);
 //! - [`handler`]: what the application's handler receives and returns;
 //! - [`responder`]: pulled requests, for a program that answers from its
-//!   own loop instead of a handler.
+//!   own loop instead of a handler;
+//! - [`context`] and [`notes`]: what a handler learns beyond its request's
+//!   bytes (a cancel, a budget, the peer's going);
+//! - [`streams`]: stream messages as the reader meets them, and the
+//!   handlers of the streams the peer opens.
 
+pub(crate) mod context;
 pub(crate) mod handler;
 pub(crate) mod leader;
+pub(crate) mod notes;
 pub(crate) mod pool;
 pub(crate) mod reader;
 pub(crate) mod reading;
 pub(crate) mod responder;
 pub(crate) mod route;
 pub(crate) mod serving;
+pub(crate) mod streams;
 
 use std::io;
 use std::sync::{Arc, Weak};
@@ -48,9 +55,10 @@ pub(crate) fn work(me: usize, serving: &Arc<Serving>) {
             Job::Serve(packet) => {
                 let key = (packet.channel, packet.tag);
                 let response = match serving.handler() {
-                    Some(handler) => handler::answer(handler, packet, &serving.name),
+                    Some(handler) => handler::answer(handler, packet, &serving.notes, &serving.name),
                     None => Packet::response_unchecked(key.0, key.1, false, 0, b"no request handler".to_vec()),
                 };
+                serving.notes.answered(key);
                 // Out of service before the answer can reach the peer, so a
                 // peer that reuses the tag after the answer is not refused.
                 let light = pool.finish(me, key);

@@ -477,6 +477,19 @@ impl<R> Pool<R> {
         Ok(())
     }
 
+    /// Whether request `key` is admitted and not yet answered (queued, in a
+    /// handler, or pulled and held by the application).
+    pub fn is_in_service(&self, key: Key) -> bool {
+        let state = self.state.lock();
+        state.serving.contains(&key) || state.handoff.running() == Some(key)
+    }
+
+    /// How many requests are admitted and not yet answered.
+    pub fn in_service(&self) -> usize {
+        let state = self.state.lock();
+        state.serving.len() + usize::from(state.handoff.running().is_some())
+    }
+
     /// Whether thread `number` is in a handler.
     pub fn is_busy(&self, number: usize) -> bool {
         self.state.lock().busy[number]

@@ -21,9 +21,11 @@ use super::reading::{ReadState, ReaderEnd, BATCH_MAX};
 use super::responder::{refused, Incoming, Responder};
 use super::route::Route;
 use super::serving::{Serve, Serving};
+use super::streams;
 use crate::conn::error::ConnectionError;
 use crate::conn::stats::Counters;
-use crate::ext;
+use crate::ext::notice::{Notice, NoticeError};
+use crate::ext::{self, Feature};
 use crate::wire::{self, Control, Packet, ProtocolError, ReadError};
 
 /// A handler the reader ran for longer than this counts as slow.
@@ -126,11 +128,15 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
         // caller keeps the stream busy only if it hears back promptly.
         // The extension mechanism's own answers are not the application's.
         let counted = !ext::is_reserved(packet.channel);
-        serving.calls.deliver(packet, || {
+        let mut replies = Vec::new();
+        serving.calls.deliver(packet, &mut replies, || {
             if counted {
                 Counters::bump(&counters.responses_in, 1);
             }
         });
+        for reply in replies {
+            check!(serving.send_now(reply));
+        }
         return Step::Go(reading);
     }
     match packet.control() {
@@ -147,11 +153,35 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
         }
     }
     let key = (packet.channel, packet.tag);
-    let route = serving.routes.route(key.0);
+    let mut route = serving.routes.route(key.0);
+    if matches!(route, Route::StreamUp | Route::StreamDown) && !serving.control.agreed(Feature::Stream) {
+        // A peer that did not agree on streams gets what a peer without
+        // them would answer.
+        route = Route::Refuse;
+    }
     // The extension mechanism's own requests are not the application's,
     // whether this end serves them or refuses them.
     if !ext::is_reserved(key.0) {
         Counters::bump(&counters.requests_in, 1);
+    }
+    match route {
+        Route::StreamDown => {
+            check!(streams::from_serving_end(packet, serving));
+            return Step::Go(reading);
+        }
+        Route::StreamUp => {
+            check!(streams::from_caller(packet, serving, reading.peer_ended_requests));
+            return Step::Go(reading);
+        }
+        Route::Control => {
+            if let Some(notice) = notice(&packet, serving) {
+                // The request it is about may be in the batch still.
+                check!(hand_on(&mut reading, serving));
+                on_notice(notice, serving);
+                return Step::Go(reading);
+            }
+        }
+        Route::User | Route::Refuse => {}
     }
     let refusal = if reading.peer_ended_requests {
         Some("requests no longer allowed".to_owned())
@@ -169,6 +199,7 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
                 check!(serving.send_now(answer));
                 return Step::Go(reading);
             }
+            (Route::StreamUp | Route::StreamDown, _) => unreachable!("stream messages went above"),
         }
     };
     if let Some(text) = refusal {
@@ -189,6 +220,28 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
     }
 }
 
+/// The notice a control request is, if it is one and both ends agreed on
+/// notices (else it is served, or refused, as any control request).
+fn notice(packet: &Packet, serving: &Serving) -> Option<Result<Notice, NoticeError>> {
+    let notice = Notice::decode(packet.rq_type()?, packet.payload())?;
+    serving.control.agreed(Feature::Cancel).then_some(notice)
+}
+
+/// A notice is never answered, even one that cannot be read.
+fn on_notice(notice: Result<Notice, NoticeError>, serving: &Serving) {
+    match notice {
+        Err(error) => log::warn!("{}: ignoring a notice that cannot be read: {error}", serving.name),
+        Ok(Notice::Cancel { channel, tag }) => {
+            // Only a request still in service has anyone to tell.
+            if serving.pool.is_in_service((channel, tag)) {
+                log::debug!("{}: the caller gave up request {channel}:{tag}", serving.name);
+                serving.notes.cancel((channel, tag));
+            }
+        }
+        Ok(Notice::Budget { channel, tag, budget }) => serving.notes.budget((channel, tag), budget),
+    }
+}
+
 /// Hands a request to the application's loop, with a responder, once the
 /// pool has admitted it (the pool counts it as in service until answered).
 fn pull(packet: Packet, queue: &Sender<Incoming>, serving: &Arc<Serving>) -> Result<(), ConnectionError> {
@@ -196,7 +249,7 @@ fn pull(packet: Packet, queue: &Sender<Incoming>, serving: &Arc<Serving>) -> Res
     if let Some(refusal) = serving.pool.admit_deferred(key)? {
         return serving.refuse(refusal.key, refusal.text);
     }
-    let request = handler::request(packet);
+    let request = handler::request(packet, &serving.notes);
     let incoming = Incoming { request, responder: Responder::new(key, Arc::clone(serving)) };
     if let Err(unsent) = queue.send(incoming) {
         // The application dropped its receiver: the responder dropped here
@@ -230,7 +283,8 @@ fn handler_section(reading: ReadState, packet: Packet, me: usize, serving: &Arc<
     };
     let handler = serving.handler().expect("requests are routed to the handler only when there is one");
     let started = timed.then(Instant::now);
-    let response = handler::answer(handler, packet, &serving.name);
+    let response = handler::answer(handler, packet, &serving.notes, &serving.name);
+    serving.notes.answered(key);
     let slow = started.is_some_and(|started| started.elapsed() >= INLINE_SLOW);
     let congested = serving.send.send_inline_reply(response);
     match serving.pool.end_section(number, me, Some(key), slow) {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::handler::{IntoFailure, IntoOutcome, Request};
 use super::serving::Serving;
 use crate::conn::calls::Key;
+use crate::conn::streams::served::ServedStream;
 use crate::wire::Packet;
 
 /// The text a request gets when its [`Responder`] is dropped unanswered.
@@ -44,11 +45,17 @@ pub struct Responder {
     key: Key,
     serving: Arc<Serving>,
     answered: bool,
+    /// For a streaming request, its stream: the answer is its final reply.
+    stream: Option<Arc<ServedStream>>,
 }
 
 impl Responder {
     pub(crate) fn new(key: Key, serving: Arc<Serving>) -> Self {
-        Responder { key, serving, answered: false }
+        Responder { key, serving, answered: false, stream: None }
+    }
+
+    pub(crate) fn for_stream(key: Key, serving: Arc<Serving>, stream: Arc<ServedStream>) -> Self {
+        Responder { key, serving, answered: false, stream: Some(stream) }
     }
 
     /// The request's channel.
@@ -81,6 +88,11 @@ impl Responder {
 
     fn answer(&mut self, outcome: Result<crate::Response, crate::Failure>) {
         self.answered = true;
+        if let Some(stream) = self.stream.take() {
+            self.serving.finish_stream(self.key.1, &stream, outcome);
+            return;
+        }
+        self.serving.notes.answered(self.key);
         let (channel, tag) = self.key;
         let packet = super::handler::response_packet(channel, tag, outcome);
         // Out of service before the answer can reach the peer, as for a

@@ -2,6 +2,7 @@
 //! handler, to the connection's own extension handling, or back refused.
 
 use crate::ext;
+use crate::stream::message::{DOWN, UP};
 
 /// The destination of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,6 +11,10 @@ pub(crate) enum Route {
     User,
     /// The extension mechanism's control channel.
     Control,
+    /// A message from the caller of a stream the peer opened.
+    StreamUp,
+    /// A message from the serving end of a stream this end opened.
+    StreamDown,
     /// Refused with `unknown channel N`, as cs.packetstream refuses every
     /// channel but 0.
     Refuse,
@@ -36,10 +41,11 @@ impl Routes {
         if channel == 0 {
             Route::User
         } else if ext::is_reserved(channel) {
-            if self.control && channel == ext::CONTROL_CHANNEL {
-                Route::Control
-            } else {
-                Route::Refuse
+            match channel {
+                ext::CONTROL_CHANNEL if self.control => Route::Control,
+                UP if self.control => Route::StreamUp,
+                DOWN if self.control => Route::StreamDown,
+                _ => Route::Refuse,
             }
         } else if self.all_user || self.user.contains(&channel) {
             Route::User
@@ -71,6 +77,9 @@ mod tests {
         assert_eq!(all.route(ext::RESERVED_CHANNELS.1 + 1), Route::User);
         let on = Routes::new(Vec::new(), true, true);
         assert_eq!(on.route(ext::CONTROL_CHANNEL), Route::Control);
-        assert_eq!(on.route(ext::CONTROL_CHANNEL + 1), Route::Refuse);
+        assert_eq!(on.route(UP), Route::StreamUp);
+        assert_eq!(on.route(DOWN), Route::StreamDown);
+        assert_eq!(on.route(DOWN + 1), Route::Refuse);
+        assert_eq!(all.route(UP), Route::Refuse, "no streams without extensions");
     }
 }

@@ -8,15 +8,19 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use super::handler::Handler;
+use super::notes::Notes;
 use super::pool::Pool;
 use super::reading::{ReadState, ReaderEnd};
 use super::responder::Incoming;
 use super::route::Routes;
+use crate::conn::answer::{Failure, Response};
 use crate::conn::calls::{Calls, Key};
 use crate::conn::control::Control;
 use crate::conn::error::ConnectionError;
 use crate::conn::send::SendPath;
 use crate::conn::stats::ReaderCounters;
+use crate::conn::streams::served::{ServedStream, ServedStreams};
+use crate::stream::message::UP;
 use crate::wire::Packet;
 
 /// Who answers the peer's requests.
@@ -39,6 +43,10 @@ pub(crate) struct Serving {
     /// Where this side's answers go.
     pub send: Arc<SendPath>,
     pub control: Arc<Control>,
+    /// Cancels, budgets and the peer's going, for handlers.
+    pub notes: Arc<Notes>,
+    /// The streams the peer opened.
+    pub streams: ServedStreams,
     pub counters: ReaderCounters,
     ending: Ending,
 }
@@ -66,6 +74,8 @@ impl Serving {
         calls: Arc<Calls>,
         send: Arc<SendPath>,
         control: Arc<Control>,
+        notes: Arc<Notes>,
+        streams: ServedStreams,
         done: Sender<()>,
     ) -> Self {
         Serving {
@@ -76,6 +86,8 @@ impl Serving {
             calls,
             send,
             control,
+            notes,
+            streams,
             counters: ReaderCounters::default(),
             ending: Ending {
                 aborted: Mutex::new(None),
@@ -95,6 +107,16 @@ impl Serving {
         }
     }
 
+    /// The handler of stream `tag` (or the application, for a pulled one)
+    /// answered `outcome`: the final reply goes after the stream's items,
+    /// and the stream is out of service.
+    pub fn finish_stream(&self, tag: u64, stream: &ServedStream, outcome: Result<Response, Failure>) {
+        self.streams.remove(tag);
+        self.pool.finish_deferred((UP, tag));
+        stream.reply(outcome);
+        self.pool.answered();
+    }
+
     /// The handler, if requests go to one.
     pub fn handler(&self) -> Option<&dyn Handler> {
         match &self.serve {
@@ -105,6 +127,7 @@ impl Serving {
 
     /// Refuses a request (ok = 0 with `text`), from the reading thread.
     pub fn refuse(&self, key: Key, text: String) -> Result<(), ConnectionError> {
+        self.notes.answered(key);
         log::debug!("{}: refusing request {}:{}: {text}", self.name, key.0, key.1);
         self.send_now(Packet::response_unchecked(key.0, key.1, false, 0, text.into_bytes()))
     }
@@ -114,7 +137,16 @@ impl Serving {
     /// however it ends.
     pub fn abort(&self, reason: ConnectionError) {
         self.ending.aborted.lock().get_or_insert(reason.clone());
+        self.peer_gone(&reason, true);
         self.calls.fail_all(reason);
+    }
+
+    /// Nothing more comes from the peer: streams cannot go on (no credit,
+    /// no item can arrive), and handlers learn it; `lost`: nor can answers
+    /// reach it.
+    fn peer_gone(&self, reason: &ConnectionError, lost: bool) {
+        self.notes.peer_went(lost);
+        self.streams.end_all(reason);
     }
 
     /// Reading is over: no more answers can arrive, so whoever still waits
@@ -129,10 +161,16 @@ impl Serving {
         // the one close and join_recv report.
         let outcome = match outcome {
             Ok(()) => {
-                self.calls.fail_all(ConnectionError::PeerClosed { reason: self.control.peer_quit_reason() });
+                let closed = ConnectionError::PeerClosed { reason: self.control.peer_quit_reason() };
+                self.peer_gone(&closed, false);
+                self.calls.fail_all(closed);
                 Ok(())
             }
-            Err(error) => Err(self.calls.fail_all(error)),
+            Err(error) => {
+                let error = self.calls.fail_all(error);
+                self.peer_gone(&error, true);
+                Err(error)
+            }
         };
         *self.ending.outcome.lock() = Some(outcome);
         *self.ending.end.lock() = Some(end);
