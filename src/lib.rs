@@ -149,6 +149,7 @@
 
 pub mod binary;
 pub mod ext;
+pub mod rpc;
 pub mod wire;
 
 mod config;
