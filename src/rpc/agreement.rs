@@ -161,7 +161,8 @@ impl std::error::Error for Mismatch {}
 /// numbers differ and the roles do not say who adapts.
 pub fn compare(ours: &Registry, our_role: Role, theirs: &Registry, their_role: Role) -> Result<Numbering, Mismatch> {
     let only = |a: &Registry, b: &Registry| -> Vec<String> {
-        let mut names: Vec<String> = a.iter().filter(|(_, name)| b.number(name).is_none()).map(|(_, n)| n.into()).collect();
+        let mut names: Vec<String> =
+            a.iter().filter(|(_, name)| b.number(name).is_none()).map(|(_, n)| n.into()).collect();
         names.sort();
         names
     };

@@ -75,7 +75,10 @@ pub fn encode(role: Role, registry: &Registry) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<(Role, Registry), DecodeError> {
     let mut input = Reader::new(bytes);
     if input.take(MAGIC.len(), "registry magic")? != MAGIC {
-        return Err(DecodeError::Invalid { offset: 0, reason: "not a registry: it does not start with \"PSR\"".into() });
+        return Err(DecodeError::Invalid {
+            offset: 0,
+            reason: "not a registry: it does not start with \"PSR\"".into(),
+        });
     }
     let at = input.offset();
     let version = BSUInt::decode_value(&mut input)?;

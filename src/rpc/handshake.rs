@@ -128,13 +128,7 @@ impl Handshake {
     /// A handshake offering `registry`, in `role`.
     pub fn new(registry: Registry, role: Role) -> Handshake {
         let message = exchange::encode(role, &registry);
-        Handshake(Arc::new(Shared {
-            registry,
-            role,
-            message,
-            outcome: Mutex::new(None),
-            settled: Condvar::new(),
-        }))
+        Handshake(Arc::new(Shared { registry, role, message, outcome: Mutex::new(None), settled: Condvar::new() }))
     }
 
     /// The registry this end offers.
@@ -230,9 +224,9 @@ impl Handshake {
             Role::Adapt => self.wait_outcome(Instant::now() + INCOMING_WAIT),
         };
         match outcome {
-            Some(Ok(numbering)) => {
-                numbering.from_peer(theirs).ok_or_else(|| format!("request type {theirs} is not in the peer's registry"))
-            }
+            Some(Ok(numbering)) => numbering
+                .from_peer(theirs)
+                .ok_or_else(|| format!("request type {theirs} is not in the peer's registry")),
             Some(Err(error)) => Err(format!("registry handshake failed: {error}")),
             None if self.0.role == Role::Keep => Ok(theirs),
             None => Err("the registry handshake has not finished".to_owned()),

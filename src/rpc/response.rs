@@ -85,7 +85,9 @@ impl TypedResponse for bool {
             0 => Ok(false),
             1 => Ok(true),
             // The flags are not in the payload: offset 0 is the best there is.
-            other => Err(DecodeError::Invalid { offset: 0, reason: format!("flags {other} are not a yes (1) or no (0)") }),
+            other => {
+                Err(DecodeError::Invalid { offset: 0, reason: format!("flags {other} are not a yes (1) or no (0)") })
+            }
         }
     }
 }
