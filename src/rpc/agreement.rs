@@ -105,6 +105,7 @@ impl fmt::Debug for Mapping {
 
 /// Why two registries do not agree: request types one end has and the other
 /// lacks, or numbers that differ when no end adapts (or both would).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch {
     /// Names only this end has.

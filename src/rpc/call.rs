@@ -54,7 +54,9 @@ pub(crate) mod sealed {
 /// }
 /// let pending = client.submit_typed(Greet { name: "Bob".into() })?;
 /// assert_eq!(pending.wait()?, "Hello, Bob!");
-/// # drop(client); drop(server);
+/// # let closing = std::thread::spawn(move || server.close());
+/// # client.close()?;
+/// # closing.join().unwrap()?;
 /// # Ok(()) }
 /// ```
 pub trait CallTyped: sealed::Numbers {

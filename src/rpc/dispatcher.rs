@@ -62,7 +62,9 @@ type Fulfil<C> = Box<dyn Fn(&C, u64, &[u8]) -> Result<Response, Failure> + Send 
 /// assert!(client.call_typed(&Add { n: u64::MAX }).is_err());
 /// let unknown = client.call(9, 0, Vec::new()).unwrap_err();
 /// assert_eq!(unknown.failure().unwrap().text(), "unknown request type 9");
-/// # drop(client); drop(server);
+/// # let closing = std::thread::spawn(move || server.close());
+/// # client.close()?;
+/// # closing.join().unwrap()?;
 /// # Ok(()) }
 /// ```
 pub struct Dispatcher<C> {
@@ -100,9 +102,13 @@ impl<C: Send + Sync + 'static> Dispatcher<C> {
     }
 
     /// Reads the peer's request type numbers through `handshake`, for an
-    /// end that adapts its numbers to the peer's (see [`Handshake`]). An
-    /// end that keeps its numbers needs no translation, but the handshake
-    /// lets it refuse requests once the registries turned out to differ.
+    /// end that adapts its numbers to the peer's (see [`Handshake`]). Such an
+    /// end starts its [`Session`](super::Session) at once: a request that
+    /// comes before the outcome waits for it, at most
+    /// [`INCOMING_WAIT`](super::INCOMING_WAIT), and is refused after that.
+    /// An end that keeps its numbers needs no translation and never waits,
+    /// but the handshake lets it refuse requests once the registries turned
+    /// out to differ.
     #[must_use]
     pub fn handshake(mut self, handshake: &Handshake) -> Self {
         self.table.set_handshake(handshake);

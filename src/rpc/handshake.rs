@@ -62,7 +62,9 @@ pub const INCOMING_WAIT: Duration = Duration::from_secs(10);
 /// let client = Session::start(client, &client_side, Duration::from_secs(10))?;
 /// assert!(matches!(client.numbering(), Numbering::Adapted(_)));
 /// assert_eq!(client.call_typed(&old::Double { n: 21 })?, 42); // sent as type 0
-/// # drop(client); drop(server);
+/// # let closing = std::thread::spawn(move || server.close());
+/// # client.close()?;
+/// # closing.join().unwrap()?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

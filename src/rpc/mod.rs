@@ -43,7 +43,9 @@
 //! let client = PacketConnection::new(a, Config::default())?;
 //! let answer = client.call_typed(&AddRequest { hashenum: 1, data: b"hello".to_vec() })?;
 //! assert_eq!((answer.flags, answer.payload), (1, b"HELLO".to_vec()));
-//! # drop(client); drop(server);
+//! # let closing = std::thread::spawn(move || server.close());
+//! # client.close()?;
+//! # closing.join().unwrap()?;
 //! # Ok(()) }
 //! ```
 

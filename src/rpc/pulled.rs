@@ -50,6 +50,8 @@ type Route<M> = Box<dyn Fn(u64, &[u8], Responder) -> Result<M, Rejected> + Send 
 /// let caller = std::thread::spawn(move || {
 ///     let replaced = client.call_typed(&Put { key: "k".into(), value: b"v".to_vec() })?;
 ///     let value = client.call_typed(&Get { key: "k".into() })?;
+///     // Closing waits for the server's end of the stream.
+///     client.close()?;
 ///     Ok::<_, packetstream::Error>((replaced, value))
 /// });
 /// let mut store = std::collections::HashMap::new();
@@ -63,8 +65,9 @@ type Route<M> = Box<dyn Fn(u64, &[u8], Responder) -> Result<M, Rejected> + Send 
 ///         Err(rejected) => eprintln!("{rejected}"),
 ///     }
 /// }
+/// # let closing = std::thread::spawn(move || server.close());
 /// assert_eq!(caller.join().unwrap()?, (false, b"v".to_vec()));
-/// # drop(server);
+/// # closing.join().unwrap()?;
 /// # Ok(()) }
 /// ```
 pub struct Router<M> {
