@@ -364,7 +364,6 @@ impl ConfigBuilder {
 
     /// Adds a control-channel service (for the layers above the connection,
     /// such as the typed-request registry); implies extensions on.
-    #[allow(dead_code)] // the first user is the typed-request registry
     pub(crate) fn service(mut self, service: Arc<dyn Service>) -> Self {
         self.config.services.add(service);
         self.config.extensions = true;

@@ -16,6 +16,10 @@ use crate::conn::error::{
     SubmitTimeoutError,
 };
 use crate::conn::pending::{TryWaitError, WaitTimeoutError};
+use crate::rpc::{
+    HandshakeError, HandshakeFailed, InvalidTyped, RegistryError, TypedCallError, TypedCallTimeoutError, TypedRequest,
+    TypedRequestError, TypedSubmitError, TypedWaitTimeoutError, UndecodableResponse,
+};
 
 /// Any error of the crate.
 #[non_exhaustive]
@@ -35,6 +39,14 @@ pub enum Error {
     Close(CloseError),
     /// Starting a connection or a transport failed.
     Io(io::Error),
+    /// A typed request could not be sent as given.
+    InvalidTyped(InvalidTyped),
+    /// A typed request's ok answer did not decode.
+    Undecodable(UndecodableResponse),
+    /// The request registry handshake gave no numbering.
+    Handshake(HandshakeError),
+    /// A request type could not be registered.
+    Registry(RegistryError),
 }
 
 impl Error {
@@ -57,6 +69,10 @@ impl fmt::Display for Error {
             Error::NotReady => f.write_str("the answer has not arrived"),
             Error::Close(error) => fmt::Display::fmt(error, f),
             Error::Io(error) => fmt::Display::fmt(error, f),
+            Error::InvalidTyped(error) => fmt::Display::fmt(error, f),
+            Error::Undecodable(error) => fmt::Display::fmt(error, f),
+            Error::Handshake(error) => fmt::Display::fmt(error, f),
+            Error::Registry(error) => fmt::Display::fmt(error, f),
         }
     }
 }
@@ -68,6 +84,10 @@ impl std::error::Error for Error {
             Error::Connection(error) => Some(error),
             Error::Close(error) => Some(error),
             Error::Io(error) => Some(error),
+            Error::InvalidTyped(error) => Some(error),
+            Error::Undecodable(error) => Some(error),
+            Error::Handshake(error) => Some(error),
+            Error::Registry(error) => Some(error),
             _ => None,
         }
     }
@@ -173,6 +193,91 @@ impl From<JoinTimeoutError> for Error {
         match error {
             JoinTimeoutError::Timeout => Error::Timeout,
             JoinTimeoutError::Connection(error) => Error::Connection(error),
+        }
+    }
+}
+
+impl From<InvalidTyped> for Error {
+    fn from(error: InvalidTyped) -> Self {
+        Error::InvalidTyped(error)
+    }
+}
+
+impl From<UndecodableResponse> for Error {
+    fn from(error: UndecodableResponse) -> Self {
+        Error::Undecodable(error)
+    }
+}
+
+impl From<HandshakeError> for Error {
+    fn from(error: HandshakeError) -> Self {
+        Error::Handshake(error)
+    }
+}
+
+impl From<HandshakeFailed> for Error {
+    /// The connection handed back is dropped, which closes it.
+    fn from(failed: HandshakeFailed) -> Self {
+        Error::Handshake(failed.into_parts().0)
+    }
+}
+
+impl From<RegistryError> for Error {
+    fn from(error: RegistryError) -> Self {
+        Error::Registry(error)
+    }
+}
+
+impl From<TypedSubmitError> for Error {
+    fn from(error: TypedSubmitError) -> Self {
+        match error {
+            TypedSubmitError::Invalid(error) => Error::InvalidTyped(error),
+            TypedSubmitError::Connection(error) => Error::Connection(error),
+        }
+    }
+}
+
+impl From<TypedRequestError> for Error {
+    fn from(error: TypedRequestError) -> Self {
+        match error {
+            TypedRequestError::Failed(failure) => Error::Failed(failure),
+            TypedRequestError::Undecodable(error) => Error::Undecodable(error),
+            TypedRequestError::Connection(error) => Error::Connection(error),
+        }
+    }
+}
+
+impl From<TypedCallError> for Error {
+    fn from(error: TypedCallError) -> Self {
+        match error {
+            TypedCallError::Invalid(error) => Error::InvalidTyped(error),
+            TypedCallError::Failed(failure) => Error::Failed(failure),
+            TypedCallError::Undecodable(error) => Error::Undecodable(error),
+            TypedCallError::Connection(error) => Error::Connection(error),
+        }
+    }
+}
+
+impl From<TypedCallTimeoutError> for Error {
+    fn from(error: TypedCallTimeoutError) -> Self {
+        match error {
+            TypedCallTimeoutError::Timeout => Error::Timeout,
+            TypedCallTimeoutError::Invalid(error) => Error::InvalidTyped(error),
+            TypedCallTimeoutError::Failed(failure) => Error::Failed(failure),
+            TypedCallTimeoutError::Undecodable(error) => Error::Undecodable(error),
+            TypedCallTimeoutError::Connection(error) => Error::Connection(error),
+        }
+    }
+}
+
+impl<R: TypedRequest> From<TypedWaitTimeoutError<R>> for Error {
+    /// A timeout gives the request up.
+    fn from(error: TypedWaitTimeoutError<R>) -> Self {
+        match error {
+            TypedWaitTimeoutError::Timeout(_) => Error::Timeout,
+            TypedWaitTimeoutError::Failed(failure) => Error::Failed(failure),
+            TypedWaitTimeoutError::Undecodable(error) => Error::Undecodable(error),
+            TypedWaitTimeoutError::Connection(error) => Error::Connection(error),
         }
     }
 }

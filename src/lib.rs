@@ -176,6 +176,36 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Typed requests
+//!
+//! The [`rpc`] layer gives each kind of request a Rust type, as
+//! cs.packetstream's `BaseRequest` and `HasPacketConnection` do: a request
+//! type is defined from its cs.binary fields with
+//! [`typed_request!`](crate::typed_request), called with
+//! [`rpc::CallTyped::call_typed`], and served by an [`rpc::Dispatcher`]
+//! (or, pulled, through an [`rpc::Router`]). A [`rpc::Registry`] names the
+//! request types, and an optional handshake lets an end built with other
+//! numbers adapt to its peer's.
+//!
+//! ```
+//! use packetstream::rpc::{CallTyped, Dispatcher};
+//! # use packetstream::*;
+//! # fn main() -> Result<(), Error> {
+//! packetstream::typed_request! {
+//!     /// Adds two numbers.
+//!     pub struct Add(0, "math:add") -> u64 { pub a: packetstream::binary::BSUInt, pub b: packetstream::binary::BSUInt }
+//! }
+//! let (a, b) = Transport::memory_pair();
+//! let dispatcher = Dispatcher::new(()).on::<Add, _, &str>(|_, add| add.a.checked_add(add.b).ok_or("overflow"));
+//! let server = PacketConnection::with_handler(b, Config::default(), dispatcher)?;
+//! let client = PacketConnection::new(a, Config::default())?;
+//! assert_eq!(client.call_typed(&Add { a: 40, b: 2 })?, 42);
+//! # let closing = std::thread::spawn(move || server.close());
+//! # client.close()?;
+//! # closing.join().unwrap()?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Logging
 //!
 //! Through the `log` crate: every packet in and out at trace level (`->` and
@@ -186,6 +216,7 @@
 
 pub mod binary;
 pub mod ext;
+pub mod rpc;
 pub mod stream;
 pub mod wire;
 

@@ -10,89 +10,29 @@
 
 mod util;
 
-use std::io;
-use std::panic::{self, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::panic;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
 use packetstream::{
     CloseProblem, Config, ConfigBuilder, ConnectionError, Failure, PacketConnection, Pending, ProtocolError, Request,
-    RequestError, Response, Transport, WaitTimeoutError, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS,
+    RequestError, Response, WaitTimeoutError, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS,
 };
-use util::python::{drain, python, run_bounded};
+use util::python::{
+    python, run_bounded, script, showing_stderr_on_failure, spawn_python, tail, PYTHON_WATCHDOG_SECONDS,
+};
 use util::{unique_name, Rng};
 
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// How long one answer may take.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a connection's close may take (the child is killed after it).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// The whole Python client run.
 const PYTHON_CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
-/// Passed to the Python scripts: their own watchdog, shorter than ours so
-/// that their message is what a hang shows.
-const PYTHON_WATCHDOG_SECONDS: &str = "150";
-
-fn script(name: &str) -> PathBuf {
-    Path::new(REPO).join("tests/python").join(name)
-}
-
-// ---------------------------------------------------------------------------
-// Child processes with bounded waits
-
-/// The last `max` bytes of `bytes` as text: Python's tracebacks can be huge.
-fn tail(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let start = text.len().saturating_sub(max);
-    let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
-    let cut = if start > 0 { format!("[... {start} bytes cut ...]\n") } else { String::new() };
-    format!("{cut}{}", &text[start..])
-}
-
-/// The stderr of a child that talks over its stdio, collected on a thread.
-struct ChildStderr(Receiver<Vec<u8>>);
-
-impl ChildStderr {
-    /// The end of what the child wrote, once it has exited (bounded wait).
-    fn tail(&self) -> String {
-        match self.0.recv_timeout(Duration::from_secs(10)) {
-            Ok(bytes) => tail(&bytes, 16 * 1024),
-            Err(_) => "(the child's stderr did not end)".to_owned(),
-        }
-    }
-}
-
-/// Starts `python script` as a packet peer over its stdin and stdout. Its
-/// stderr (import chatter, logs, tracebacks) is collected, not mixed into
-/// the test's output.
-fn spawn_python(python: &Path, name: &str) -> (Transport, ChildStderr) {
-    let (reader, writer) = io::pipe().expect("a pipe for the child's stderr");
-    let mut command = Command::new(python);
-    command.arg(script(name)).env("PACKETSTREAM_TEST_WATCHDOG", PYTHON_WATCHDOG_SECONDS).stderr(writer);
-    let transport = Transport::spawn(&mut command).unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    // `command` and with it our copy of the pipe's write end go here, so the
-    // drain sees the end of input when the child exits.
-    drop(command);
-    (transport, ChildStderr(drain(reader)))
-}
-
-/// Runs `body`; if it panics, shows the child's stderr before failing.
-fn showing_stderr_on_failure<T>(name: &str, stderr: ChildStderr, body: impl FnOnce() -> T) -> T {
-    match panic::catch_unwind(AssertUnwindSafe(body)) {
-        Ok(value) => value,
-        Err(panic) => {
-            // The connection was dropped while unwinding, so the child has
-            // been told to end (or killed).
-            eprintln!("---- stderr of {name} (its end) ----\n{}\n---- end of stderr of {name} ----", stderr.tail());
-            panic::resume_unwind(panic)
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Requests

@@ -344,7 +344,6 @@ impl PacketConnection {
     /// Sends a request of type `rq_type` on the control channel, for the
     /// layers above the connection that serve a feature there (see
     /// [`ext::service`]). Requests of the application cannot go there.
-    #[allow(dead_code)] // the first user is the typed-request registry
     pub(crate) fn control_request(&self, rq_type: u64, payload: Vec<u8>) -> Result<Pending, SubmitError> {
         self.caller.control_request(rq_type, payload)
     }

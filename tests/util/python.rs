@@ -27,6 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
+use packetstream::Transport;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// The pins, relative to the repository.
@@ -467,4 +468,66 @@ pub fn run_bounded(mut command: Command, timeout: Duration) -> io::Result<Run> {
     // A grandchild could still hold the pipes: do not wait for it for long.
     let collect = |rx: Receiver<Vec<u8>>| rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
     Ok(Run { status, stdout: collect(stdout), stderr: collect(stderr) })
+}
+
+// ---------------------------------------------------------------------------
+// Python scripts as peers, with bounded waits
+
+/// Passed to the Python scripts: their own watchdog, shorter than the tests'
+/// bounds so that their message is what a hang shows.
+pub const PYTHON_WATCHDOG_SECONDS: &str = "150";
+
+/// A script of `tests/python`.
+pub fn script(name: &str) -> PathBuf {
+    Path::new(REPO).join("tests/python").join(name)
+}
+
+/// The last `max` bytes of `bytes` as text: Python's tracebacks can be huge.
+pub fn tail(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let start = text.len().saturating_sub(max);
+    let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+    let cut = if start > 0 { format!("[... {start} bytes cut ...]\n") } else { String::new() };
+    format!("{cut}{}", &text[start..])
+}
+
+/// The stderr of a child that talks over its stdio, collected on a thread:
+/// all of it, once the child has exited.
+pub struct ChildStderr(pub Receiver<Vec<u8>>);
+
+impl ChildStderr {
+    /// The end of what the child wrote, once it has exited (bounded wait).
+    pub fn tail(&self) -> String {
+        match self.0.recv_timeout(Duration::from_secs(10)) {
+            Ok(bytes) => tail(&bytes, 16 * 1024),
+            Err(_) => "(the child's stderr did not end)".to_owned(),
+        }
+    }
+}
+
+/// Starts `python script` as a packet peer over its stdin and stdout. Its
+/// stderr (import chatter, logs, tracebacks) is collected, not mixed into
+/// the test's output.
+pub fn spawn_python(python: &Path, name: &str) -> (Transport, ChildStderr) {
+    let (reader, writer) = io::pipe().expect("a pipe for the child's stderr");
+    let mut command = Command::new(python);
+    command.arg(script(name)).env("PACKETSTREAM_TEST_WATCHDOG", PYTHON_WATCHDOG_SECONDS).stderr(writer);
+    let transport = Transport::spawn(&mut command).unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    // `command` and with it our copy of the pipe's write end go here, so the
+    // drain sees the end of input when the child exits.
+    drop(command);
+    (transport, ChildStderr(drain(reader)))
+}
+
+/// Runs `body`; if it panics, shows the child's stderr before failing.
+pub fn showing_stderr_on_failure<T>(name: &str, stderr: ChildStderr, body: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(panic) => {
+            // The connection was dropped while unwinding, so the child has
+            // been told to end (or killed).
+            eprintln!("---- stderr of {name} (its end) ----\n{}\n---- end of stderr of {name} ----", stderr.tail());
+            std::panic::resume_unwind(panic)
+        }
+    }
 }

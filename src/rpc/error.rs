@@ -1,0 +1,348 @@
+//! Errors of the typed calls, one per operation as in the rest of the crate:
+//! a submit can find the request unsendable or the connection gone; a wait
+//! can get a failed answer, an answer that does not decode, or the
+//! connection's end; a call can get any of these.
+
+use std::fmt;
+
+use super::pending::TypedPending;
+use super::request::TypedRequest;
+use crate::binary::{DecodeError, EncodeError};
+use crate::conn::answer::{Failure, Response};
+use crate::conn::error::{ConnectionError, InvalidRequest};
+
+/// A typed request that cannot be sent; nothing was sent.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvalidTyped {
+    /// Its fields could not be encoded.
+    Encode {
+        /// The request type's name.
+        name: &'static str,
+        /// Why.
+        error: EncodeError,
+    },
+    /// Its type or flags do not fit on the wire.
+    Request(InvalidRequest),
+    /// The session's registry does not have it under its number, so there
+    /// is no number to send it with.
+    Unregistered {
+        /// The request type's name.
+        name: &'static str,
+        /// Its number.
+        rq_type: u64,
+    },
+}
+
+impl fmt::Display for InvalidTyped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidTyped::Encode { name, error } => write!(f, "cannot encode {name}: {error}"),
+            InvalidTyped::Request(error) => fmt::Display::fmt(error, f),
+            InvalidTyped::Unregistered { name, rq_type } => {
+                write!(f, "{name} (request type {rq_type}) is not in the session's registry")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InvalidTyped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InvalidTyped::Encode { error, .. } => Some(error),
+            InvalidTyped::Request(error) => Some(error),
+            InvalidTyped::Unregistered { .. } => None,
+        }
+    }
+}
+
+/// A successful answer that is not a valid response of its request type:
+/// the answer is kept, as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndecodableResponse {
+    name: &'static str,
+    response: Response,
+    error: DecodeError,
+}
+
+impl UndecodableResponse {
+    pub(crate) fn new(name: &'static str, response: Response, error: DecodeError) -> Self {
+        UndecodableResponse { name, response, error }
+    }
+
+    /// The request type's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The answer as it came.
+    pub fn response(&self) -> &Response {
+        &self.response
+    }
+
+    /// The answer as it came, taken.
+    pub fn into_response(self) -> Response {
+        self.response
+    }
+
+    /// What is wrong with it.
+    pub fn error(&self) -> &DecodeError {
+        &self.error
+    }
+}
+
+impl fmt::Display for UndecodableResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "undecodable answer to {}: {}", self.name, self.error)
+    }
+}
+
+impl std::error::Error for UndecodableResponse {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Implements `Display`, `Error` and the `From`s of an error whose variants
+/// wrap some of: a [`Failure`], an [`InvalidTyped`], an
+/// [`UndecodableResponse`], a [`ConnectionError`]; plus unit variants with
+/// a fixed text.
+macro_rules! typed_error {
+    ($name:ident { $($wrap:ident($ty:ty)),* $(; $unit:ident => $text:literal)* }) => {
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($name::$wrap(inner) => typed_error!(@show f, $wrap, inner),)*
+                    $($name::$unit => f.write_str($text),)*
+                }
+            }
+        }
+
+        impl std::error::Error for $name {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                match self {
+                    $($name::$wrap(inner) => typed_error!(@source $wrap, inner),)*
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
+        }
+
+        $(impl From<$ty> for $name {
+            fn from(inner: $ty) -> Self {
+                $name::$wrap(inner)
+            }
+        })*
+    };
+    (@show $f:ident, Failed, $inner:ident) => { $inner.describe($f) };
+    (@show $f:ident, $wrap:ident, $inner:ident) => { fmt::Display::fmt($inner, $f) };
+    (@source Failed, $inner:ident) => {{
+        let _ = $inner;
+        None
+    }};
+    (@source $wrap:ident, $inner:ident) => { Some($inner) };
+}
+
+/// Why [`CallTyped::submit_typed`](super::CallTyped::submit_typed) sent
+/// nothing.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub enum TypedSubmitError {
+    /// The request cannot be sent as given.
+    Invalid(InvalidTyped),
+    /// The connection takes no new requests.
+    Connection(ConnectionError),
+}
+
+typed_error!(TypedSubmitError { Invalid(InvalidTyped), Connection(ConnectionError) });
+
+/// Why [`TypedPending::wait`] returned no answer.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub enum TypedRequestError {
+    /// The peer answered ok = 0.
+    Failed(Failure),
+    /// The peer answered ok, with flags and a payload that are not a
+    /// response of the request's type.
+    Undecodable(UndecodableResponse),
+    /// The connection ended before an answer came.
+    Connection(ConnectionError),
+}
+
+typed_error!(TypedRequestError { Failed(Failure), Undecodable(UndecodableResponse), Connection(ConnectionError) });
+
+/// Why [`CallTyped::call_typed`](super::CallTyped::call_typed) returned no
+/// answer.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub enum TypedCallError {
+    /// The request cannot be sent as given; nothing was sent.
+    Invalid(InvalidTyped),
+    /// The peer answered ok = 0.
+    Failed(Failure),
+    /// The peer answered ok, with flags and a payload that are not a
+    /// response of the request's type.
+    Undecodable(UndecodableResponse),
+    /// The connection takes no new requests, or ended before an answer came.
+    Connection(ConnectionError),
+}
+
+typed_error!(TypedCallError {
+    Invalid(InvalidTyped),
+    Failed(Failure),
+    Undecodable(UndecodableResponse),
+    Connection(ConnectionError)
+});
+
+/// Why [`CallTyped::call_typed_timeout`](super::CallTyped::call_typed_timeout)
+/// returned no answer.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub enum TypedCallTimeoutError {
+    /// No answer in time; the request was given up.
+    Timeout,
+    /// The request cannot be sent as given; nothing was sent.
+    Invalid(InvalidTyped),
+    /// The peer answered ok = 0.
+    Failed(Failure),
+    /// The peer answered ok, with flags and a payload that are not a
+    /// response of the request's type.
+    Undecodable(UndecodableResponse),
+    /// The connection takes no new requests, or ended before an answer came.
+    Connection(ConnectionError),
+}
+
+typed_error!(TypedCallTimeoutError {
+    Invalid(InvalidTyped),
+    Failed(Failure),
+    Undecodable(UndecodableResponse),
+    Connection(ConnectionError);
+    Timeout => "timed out"
+});
+
+/// Why [`TypedPending::wait_timeout`] or
+/// [`TypedPending::wait_deadline`] returned no answer.
+#[non_exhaustive]
+pub enum TypedWaitTimeoutError<R: TypedRequest> {
+    /// No answer yet; the request is still in flight, and here it is back.
+    Timeout(TypedPending<R>),
+    /// The peer answered ok = 0.
+    Failed(Failure),
+    /// The peer answered ok, with flags and a payload that are not a
+    /// response of the request's type.
+    Undecodable(UndecodableResponse),
+    /// The connection ended before an answer came.
+    Connection(ConnectionError),
+}
+
+impl<R: TypedRequest> TypedWaitTimeoutError<R> {
+    /// The handle back, when the answer had not come.
+    pub fn into_pending(self) -> Option<TypedPending<R>> {
+        match self {
+            TypedWaitTimeoutError::Timeout(pending) => Some(pending),
+            _ => None,
+        }
+    }
+}
+
+impl<R: TypedRequest> From<TypedRequestError> for TypedWaitTimeoutError<R> {
+    fn from(error: TypedRequestError) -> Self {
+        match error {
+            TypedRequestError::Failed(failure) => TypedWaitTimeoutError::Failed(failure),
+            TypedRequestError::Undecodable(error) => TypedWaitTimeoutError::Undecodable(error),
+            TypedRequestError::Connection(error) => TypedWaitTimeoutError::Connection(error),
+        }
+    }
+}
+
+impl<R: TypedRequest> fmt::Debug for TypedWaitTimeoutError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypedWaitTimeoutError::Timeout(pending) => f.debug_tuple("Timeout").field(pending).finish(),
+            TypedWaitTimeoutError::Failed(failure) => f.debug_tuple("Failed").field(failure).finish(),
+            TypedWaitTimeoutError::Undecodable(error) => f.debug_tuple("Undecodable").field(error).finish(),
+            TypedWaitTimeoutError::Connection(error) => f.debug_tuple("Connection").field(error).finish(),
+        }
+    }
+}
+
+impl<R: TypedRequest> fmt::Display for TypedWaitTimeoutError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypedWaitTimeoutError::Timeout(_) => f.write_str("timed out waiting for the answer"),
+            TypedWaitTimeoutError::Failed(failure) => failure.describe(f),
+            TypedWaitTimeoutError::Undecodable(error) => fmt::Display::fmt(error, f),
+            TypedWaitTimeoutError::Connection(error) => fmt::Display::fmt(error, f),
+        }
+    }
+}
+
+impl<R: TypedRequest> std::error::Error for TypedWaitTimeoutError<R> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TypedWaitTimeoutError::Undecodable(error) => Some(error),
+            TypedWaitTimeoutError::Connection(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+// The conversions between the operations' errors: a call is a submit and a
+// wait, and any of them can be passed up as a timed call's.
+
+impl From<TypedSubmitError> for TypedCallError {
+    fn from(error: TypedSubmitError) -> Self {
+        match error {
+            TypedSubmitError::Invalid(error) => TypedCallError::Invalid(error),
+            TypedSubmitError::Connection(error) => TypedCallError::Connection(error),
+        }
+    }
+}
+
+impl From<TypedRequestError> for TypedCallError {
+    fn from(error: TypedRequestError) -> Self {
+        match error {
+            TypedRequestError::Failed(failure) => TypedCallError::Failed(failure),
+            TypedRequestError::Undecodable(error) => TypedCallError::Undecodable(error),
+            TypedRequestError::Connection(error) => TypedCallError::Connection(error),
+        }
+    }
+}
+
+impl From<TypedCallError> for TypedCallTimeoutError {
+    fn from(error: TypedCallError) -> Self {
+        match error {
+            TypedCallError::Invalid(error) => TypedCallTimeoutError::Invalid(error),
+            TypedCallError::Failed(failure) => TypedCallTimeoutError::Failed(failure),
+            TypedCallError::Undecodable(error) => TypedCallTimeoutError::Undecodable(error),
+            TypedCallError::Connection(error) => TypedCallTimeoutError::Connection(error),
+        }
+    }
+}
+
+/// The peer's failure, for the errors that can carry one.
+macro_rules! failure_getter {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// The peer's failure, for a failed answer.
+            pub fn failure(&self) -> Option<&Failure> {
+                match self {
+                    $name::Failed(failure) => Some(failure),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+failure_getter!(TypedRequestError, TypedCallError, TypedCallTimeoutError);
+
+impl<R: TypedRequest> TypedWaitTimeoutError<R> {
+    /// The peer's failure, for a failed answer.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            TypedWaitTimeoutError::Failed(failure) => Some(failure),
+            _ => None,
+        }
+    }
+}
