@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use packetstream::{
     CloseProblem, Config, ConfigBuilder, ConnectionError, Failure, PacketConnection, Pending, ProtocolError, Request,
-    RequestError, Response, WaitTimeoutError, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS,
+    RequestError, Response, StreamOpenError, StreamOptions, WaitTimeoutError, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS,
 };
 use util::python::{
     python, run_bounded, script, showing_stderr_on_failure, spawn_python, tail, PYTHON_WATCHDOG_SECONDS,
@@ -394,6 +394,16 @@ fn rust_client_run(python: &Path, extensions: bool) -> Vec<u8> {
         State::Off
     };
     assert_eq!(conn.wait_extensions(ANSWER_TIMEOUT), expected);
+    // What the extensions add never reaches a plain peer: a stream fails
+    // here at once, a request given up early is not announced, and a
+    // call's time budget stays here.
+    match conn.stream(0, 0, b"stream?".to_vec(), StreamOptions::receive()) {
+        Err(StreamOpenError::Unsupported(state)) => assert_eq!(state, expected),
+        other => panic!("a stream of a plain peer: {other:?}"),
+    }
+    drop(conn.submit(0, 7, b"given up".to_vec()).expect("submit"));
+    let timed = conn.call_timeout(0, 8, b"timed".to_vec(), ANSWER_TIMEOUT).expect("a call with a budget");
+    assert_eq!((timed.flags, timed.payload.as_slice()), (8, b"timed".as_slice()));
     // A reason given to a plain peer: an ordinary close.
     let finished = conn.close_with(CloseOptions::new().reason("unheard")).expect("close");
     assert!(finished.exit_status().is_some_and(|status| status.success()), "{finished:?}");
@@ -406,6 +416,32 @@ fn rust_client_with_extensions_against_python_server() {
     let without = rust_client_run(&python, false);
     let with = rust_client_run(&python, true);
     assert_only_the_probe_was_rejected(&with, &without);
+}
+
+/// A stream asked of the real Python peer fails at once with a text that
+/// says why, and Python, which saw nothing but the probe, serves on.
+#[test]
+fn a_stream_request_to_python_is_refused_at_once() {
+    let Some(python) = python("a_stream_request_to_python_is_refused_at_once") else { return };
+    let (transport, stderr) = spawn_python(&python, "echo_server.py");
+    showing_stderr_on_failure("echo_server.py", stderr, move || {
+        let conn = PacketConnection::new(transport, config('s').extensions(true)).expect("start the connection");
+        let started = std::time::Instant::now();
+        let error = conn.stream(3, 0, b"stream?".to_vec(), StreamOptions::both()).expect_err("no streams with Python");
+        let took = started.elapsed();
+        assert!(matches!(error, StreamOpenError::Unsupported(_)), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "cannot stream: the peer does not speak the protocol extensions (a plain cs.packetstream peer?): \
+             it refused the probe: unknown channel %d"
+        );
+        // One round trip, the probe's.
+        assert!(took < ANSWER_TIMEOUT, "{took:?}");
+        eprintln!("a stream of Python refused after {took:?}");
+        assert_echo("after", call(&conn, 0, 4, b"still here", "after"), 4, b"still here");
+        assert_eq!(conn.stats().streams_out, 0);
+        close_cleanly(conn, "echo_server.py");
+    });
 }
 
 /// One run of Python's echo client against our echo server (`args` added);

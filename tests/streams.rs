@@ -901,3 +901,54 @@ fn close_ends_a_stuck_stream() {
     let _ = client_closing.result();
     assert_no_threads(&name);
 }
+
+// ---- the bytes docs/protocol.md shows ----
+
+fn hex(text: &str) -> Vec<u8> {
+    text.split_whitespace().map(|byte| u8::from_str_radix(byte, 16).expect("a hex byte")).collect()
+}
+
+#[test]
+fn the_documented_stream_frames() {
+    let open = Open {
+        rq_type: 0,
+        flags: 0,
+        caller_sends: false,
+        caller_receives: true,
+        credit: Credit { items: 2, bytes: 100 },
+        budget: None,
+        payload: b"gimme".to_vec(),
+    };
+    let frame = |message: Message, channel| util::raw::frame(&message.into_packet(channel, 9).unwrap());
+    assert_eq!(frame(Message::Open(open), UP), hex("10 09 03 ff fe 01 01 00 02 02 64 00 67 69 6d 6d 65"));
+    assert_eq!(frame(Message::Item(b"ONE".to_vec()), DOWN), hex("09 09 03 ff fe 02 02 4f 4e 45"));
+    assert_eq!(frame(Message::Credit(Credit { items: 1, bytes: 100 }), UP), hex("08 09 03 ff fe 01 03 01 64"));
+    assert_eq!(frame(Message::End, DOWN), hex("06 09 03 ff fe 02 05"));
+    let reply = Message::Reply(Reply { ok: true, flags: 0, payload: b"done".to_vec() });
+    assert_eq!(frame(reply, DOWN), hex("0a 09 07 ff fe 02 08 64 6f 6e 65"));
+}
+
+/// The probe, a budget notice and a cancel notice as a connection sends
+/// them.
+#[test]
+fn the_documented_probe_and_notices() {
+    let (transport, mut raw) = raw_pair(Kind::Memory);
+    let conn = PacketConnection::new(transport, on("doc-c")).unwrap();
+    let probe = raw.recv();
+    let documented =
+        "21 00 03 ff fe 00 01 50 53 58 01 03 04 71 75 69 74 01 06 73 74 72 65 61 6d 01 06 63 61 6e 63 65 6c 01";
+    assert_eq!(util::raw::frame(&probe), hex(documented));
+    let hello = b"PSX\x01\x01\x06cancel\x01";
+    raw.send_packet(&packetstream::Packet::response(probe.channel(), probe.tag(), true, 0, hello.to_vec()).unwrap());
+    assert!(agreed_on(&conn.wait_extensions(LONG), Feature::Cancel));
+    let pending = conn.submit_with_budget(0, 0, 0, b"x".to_vec(), Duration::from_millis(250)).unwrap();
+    assert_eq!(util::raw::frame(&raw.recv()), hex("0b 01 03 ff fe 00 06 00 02 8f a1 10"));
+    assert_eq!((raw.recv().channel(), pending.tag()), (0, 2), "the request follows its budget");
+    pending.cancel();
+    assert_eq!(util::raw::frame(&raw.recv()), hex("08 02 03 ff fe 00 05 00 02"));
+    raw.send_packet(&packetstream::Packet::eof());
+    let closing = util::start_close(conn);
+    assert_eq!(raw.recv(), packetstream::Packet::erq());
+    assert_eq!(raw.recv(), packetstream::Packet::eof());
+    closing.result().expect("clean close");
+}
