@@ -952,3 +952,32 @@ fn the_documented_probe_and_notices() {
     assert_eq!(raw.recv(), packetstream::Packet::eof());
     closing.result().expect("clean close");
 }
+
+/// A peer that agreed on streams but answers an open as a request (a
+/// refusal) ends the stream with its text; nothing is sent back.
+#[test]
+fn an_open_answered_as_a_request_ends_the_stream() {
+    let (transport, mut raw) = raw_pair(Kind::Memory);
+    let client = PacketConnection::new(transport, on("ref-c")).unwrap();
+    let probe = raw.recv();
+    let hello = b"PSX\x01\x01\x06stream\x01";
+    raw.send_packet(&packetstream::Packet::response(probe.channel(), probe.tag(), true, 0, hello.to_vec()).unwrap());
+    let Stream { receiver, reply, .. } = open(&client, b"", StreamOptions::receive());
+    let opened = raw.recv();
+    raw.send_packet(
+        &packetstream::Packet::response(UP, opened.tag(), false, 0, b"unknown channel 2096897".to_vec()).unwrap(),
+    );
+    match reply.wait_timeout(LONG) {
+        Err(packetstream::ReplyTimeoutError::Reply(ReplyError::Broken(text))) => {
+            assert_eq!(text, "the peer refused the stream: unknown channel 2096897")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(next(&receiver.unwrap()), Err(StreamRecvTimeoutError::Ended(StreamEnd::Broken(_)))));
+    assert_eq!(client.outstanding(), 0);
+    raw.send_packet(&packetstream::Packet::eof());
+    let closing = util::start_close(client);
+    assert_eq!(raw.recv(), packetstream::Packet::erq(), "no stream message after the refusal");
+    assert_eq!(raw.recv(), packetstream::Packet::eof());
+    closing.result().expect("clean close");
+}

@@ -299,6 +299,15 @@ impl CallerStream {
 
 impl Conversation for CallerStream {
     fn deliver(&self, packet: Packet, replies: &mut Vec<Packet>) -> Delivered {
+        if !packet.is_request() {
+            // An answer to the open: a peer that did not take it as a
+            // stream refused it as a request. It knows of no stream to end.
+            let text = String::from_utf8_lossy(packet.payload()).into_owned();
+            self.forget();
+            self.state.end_both(Ended::Broken(format!("the peer refused the stream: {text}")));
+            self.settle(Err(ReplyError::Broken(format!("the peer refused the stream: {text}"))));
+            return Delivered::Last;
+        }
         let message = match Message::from_packet(packet) {
             Ok(message) => message,
             Err(error) => {
