@@ -16,6 +16,8 @@ use crate::conn::error::{
     SubmitTimeoutError,
 };
 use crate::conn::pending::{TryWaitError, WaitTimeoutError};
+#[cfg(unix)]
+use crate::net::{ClientCallError, ClientCallTimeoutError, ClientSubmitError, OpenError};
 
 /// Any error of the crate.
 #[non_exhaustive]
@@ -35,6 +37,9 @@ pub enum Error {
     Close(CloseError),
     /// Starting a connection or a transport failed.
     Io(io::Error),
+    /// A client had no connection, and could open none.
+    #[cfg(unix)]
+    Open(OpenError),
 }
 
 impl Error {
@@ -57,6 +62,8 @@ impl fmt::Display for Error {
             Error::NotReady => f.write_str("the answer has not arrived"),
             Error::Close(error) => fmt::Display::fmt(error, f),
             Error::Io(error) => fmt::Display::fmt(error, f),
+            #[cfg(unix)]
+            Error::Open(error) => fmt::Display::fmt(error, f),
         }
     }
 }
@@ -68,6 +75,8 @@ impl std::error::Error for Error {
             Error::Connection(error) => Some(error),
             Error::Close(error) => Some(error),
             Error::Io(error) => Some(error),
+            #[cfg(unix)]
+            Error::Open(error) => Some(error),
             _ => None,
         }
     }
@@ -173,6 +182,49 @@ impl From<JoinTimeoutError> for Error {
         match error {
             JoinTimeoutError::Timeout => Error::Timeout,
             JoinTimeoutError::Connection(error) => Error::Connection(error),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl From<OpenError> for Error {
+    fn from(error: OpenError) -> Self {
+        Error::Open(error)
+    }
+}
+
+#[cfg(unix)]
+impl From<ClientSubmitError> for Error {
+    fn from(error: ClientSubmitError) -> Self {
+        match error {
+            ClientSubmitError::Invalid(error) => Error::Invalid(error),
+            ClientSubmitError::Connection(error) => Error::Connection(error),
+            ClientSubmitError::Open(error) => Error::Open(error),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl From<ClientCallError> for Error {
+    fn from(error: ClientCallError) -> Self {
+        match error {
+            ClientCallError::Failed(failure) => Error::Failed(failure),
+            ClientCallError::Invalid(error) => Error::Invalid(error),
+            ClientCallError::Connection(error) => Error::Connection(error),
+            ClientCallError::Open(error) => Error::Open(error),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl From<ClientCallTimeoutError> for Error {
+    fn from(error: ClientCallTimeoutError) -> Self {
+        match error {
+            ClientCallTimeoutError::Timeout => Error::Timeout,
+            ClientCallTimeoutError::Failed(failure) => Error::Failed(failure),
+            ClientCallTimeoutError::Invalid(error) => Error::Invalid(error),
+            ClientCallTimeoutError::Connection(error) => Error::Connection(error),
+            ClientCallTimeoutError::Open(error) => Error::Open(error),
         }
     }
 }

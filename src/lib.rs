@@ -149,6 +149,8 @@
 
 pub mod binary;
 pub mod ext;
+#[cfg(unix)]
+pub mod net;
 pub mod wire;
 
 mod config;

@@ -186,3 +186,33 @@ fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
     }
     newest
 }
+
+/// The process's thread and fd counts, to compare with after a test (which
+/// must hold [`alone`], so that no other test's threads or fds count).
+#[derive(Debug, Clone, Copy)]
+pub struct Baseline {
+    pub threads: usize,
+    pub fds: usize,
+}
+
+impl Baseline {
+    pub fn take() -> Baseline {
+        Baseline { threads: thread_count(), fds: fd_count() }
+    }
+
+    /// Fails the test unless the thread and fd counts come back to the
+    /// baseline's within [`PROMPT`] (a joined thread can stay listed in
+    /// /proc for a moment).
+    pub fn assert_restored(&self, what: &str) {
+        let back = wait_for(PROMPT, || thread_count() <= self.threads && fd_count() <= self.fds);
+        assert!(
+            back,
+            "{what}: threads {} (were {}), fds {} (were {}); threads now: {:?}",
+            thread_count(),
+            self.threads,
+            fd_count(),
+            self.fds,
+            thread_names()
+        );
+    }
+}
