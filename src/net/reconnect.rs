@@ -15,7 +15,7 @@ use super::supervise::{CrashLoop, Exits};
 use crate::config::Config;
 use crate::conn::answer::Response;
 use crate::conn::close::{CloseError, CloseOptions, Finished};
-use crate::conn::error::{ConnectionError, SubmitTimeoutError};
+use crate::conn::error::{ConnectionError, SubmitError, SubmitTimeoutError};
 use crate::conn::pending::{Pending, WaitTimeoutError};
 use crate::conn::PacketConnection;
 use crate::ext::rq_type;
@@ -346,21 +346,18 @@ impl Core {
         let transport = self.opener.open().map_err(failed)?;
         let conn = PacketConnection::new(transport, self.config.connection().clone()).map_err(failed)?;
         let Some(wait) = self.checks.startup else { return Ok(conn) };
-        let checked = match conn.control_request(rq_type::PING, Vec::new()) {
-            Err(error) => Err(error.to_string()),
-            Ok(ping) => match ping.wait_timeout(wait) {
-                // Any answer will do: a plain peer refuses the ping.
-                Ok(_) | Err(WaitTimeoutError::Failed(_)) => Ok(()),
-                Err(WaitTimeoutError::Connection(error)) => {
-                    drop(conn);
-                    return Err(OpenError::Startup { opener, error });
-                }
-                Err(_) => Err(String::new()),
-            },
+        let ended = |error| OpenError::Startup { opener: opener.clone(), error };
+        let ping = match conn.control_request(rq_type::PING, Vec::new()) {
+            Ok(ping) => ping,
+            // Ended already (a child that exited at once).
+            Err(SubmitError::Connection(error)) => return Err(ended(error)),
+            Err(SubmitError::Invalid(error)) => unreachable!("a ping is a valid request: {error}"),
         };
-        match checked {
-            Ok(()) => Ok(conn),
-            Err(_) => {
+        match ping.wait_timeout(wait) {
+            // Any answer will do: a plain peer refuses the ping.
+            Ok(_) | Err(WaitTimeoutError::Failed(_)) => Ok(conn),
+            Err(WaitTimeoutError::Connection(error)) => Err(ended(error)),
+            Err(WaitTimeoutError::Timeout(_)) => {
                 // Never answered: killed at once, not after a close timeout.
                 let _ = conn.close_with(CloseOptions::new().timeout(Duration::ZERO));
                 Err(OpenError::NoAnswer { opener, waited: wait })
