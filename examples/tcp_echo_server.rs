@@ -27,7 +27,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use packetstream::net::{Addr, ConnectionInfo, Server, ServerConfig};
-use packetstream::Config;
 
 /// How long the requests in service get at shutdown.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
@@ -64,7 +63,8 @@ fn parse_args() -> Result<Options, String> {
 }
 
 fn run(options: Options) -> Result<String, String> {
-    let mut config = ServerConfig::builder().name("echo").connection(Config::builder().extensions(true));
+    let mut config =
+        ServerConfig::builder().name("echo").connection(ServerConfig::connection_defaults().extensions(true));
     if let Some(limit) = options.max_connections {
         config = config.max_connections(limit);
     }

@@ -308,3 +308,24 @@ fn a_supervised_child_against_a_plain_peer_passes_the_start_up_check() {
     drop(helper);
     assert_no_threads(&name);
 }
+
+#[test]
+fn a_supervised_child_with_a_keepalive_lives_on_while_it_answers_the_pings() {
+    let _shared = shared();
+    let name = unique_name('c', 'a');
+    let keepalive = client_config(&name).keepalive(Duration::from_millis(20), Duration::from_millis(150));
+    let config = SuperviseConfig::builder().connection(keepalive).startup_timeout(LONG);
+    let program = util::process::echo_server().to_owned();
+    let helper = Supervised::new(Spawn::new(move || Command::new(&program)), config);
+    assert_eq!(helper.call(0, 1, b"before".to_vec()).unwrap().flags, 1);
+    // Idle for several keepalive timeouts: the plain child refuses every
+    // ping, which shows it is there; it is neither given up nor replaced.
+    let conn = helper.connection().unwrap();
+    let idle = conn.join_recv_timeout(Duration::from_millis(600));
+    assert!(matches!(idle, Err(packetstream::JoinTimeoutError::Timeout)), "{idle:?}");
+    drop(conn);
+    assert_eq!(helper.call(0, 2, b"after".to_vec()).unwrap().flags, 2);
+    assert_eq!(helper.started(), 1);
+    drop(helper);
+    assert_no_threads(&name);
+}

@@ -5,11 +5,19 @@ use std::time::Duration;
 
 use crate::config::{Config, ConfigBuilder};
 
-/// The stack of a server connection's threads unless its configuration
-/// sets one: 256 KiB holds handlers that do not recurse deeply, and keeps
-/// the address space of thousands of connections (three threads each) small.
-/// BENCHMARKS.md has the measurements behind it.
+/// The stack of a server connection's threads in
+/// [`ServerConfig::connection_defaults`]: 256 KiB holds handlers that do not
+/// recurse deeply, and keeps the address space of thousands of connections
+/// (three threads each) at a few hundred KiB each instead of 6 MiB; only the
+/// pages touched cost memory either way. BENCHMARKS.md has the measurements.
 pub const DEFAULT_SERVER_THREAD_STACK: usize = 256 * 1024;
+
+/// The send queue of a server connection in
+/// [`ServerConfig::connection_defaults`], in packets: a queue's slots are
+/// allocated and touched when the connection starts (80 bytes each), and
+/// small answers do not go through it (they are staged), so 64 serves as
+/// well as the 1,024 of a lone connection at a twelfth of the memory.
+pub const DEFAULT_SERVER_SEND_QUEUE: usize = 64;
 
 /// How a server behaves. Start from [`ServerConfig::default()`] or change
 /// what you need through [`ServerConfig::builder()`]:
@@ -40,7 +48,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             name: "server".to_owned(),
-            connection: Config::default(),
+            connection: ServerConfig::connection_defaults().build(),
             max_connections: None,
             max_per_peer: None,
             idle_timeout: None,
@@ -53,6 +61,15 @@ impl ServerConfig {
     /// A builder starting from the defaults.
     pub fn builder() -> ServerConfigBuilder {
         ServerConfigBuilder::default()
+    }
+
+    /// The defaults of a server's connections, to start a
+    /// [`connection`](ServerConfigBuilder::connection) configuration from:
+    /// [`Config::default()`] with threads of [`DEFAULT_SERVER_THREAD_STACK`]
+    /// bytes of stack and a send queue of [`DEFAULT_SERVER_SEND_QUEUE`]
+    /// packets, for servers holding thousands of connections.
+    pub fn connection_defaults() -> ConfigBuilder {
+        Config::builder().thread_stack_size(DEFAULT_SERVER_THREAD_STACK).send_queue(DEFAULT_SERVER_SEND_QUEUE)
     }
 
     /// See [`ServerConfigBuilder::name`].
@@ -85,11 +102,9 @@ impl ServerConfig {
         self.refusals
     }
 
-    /// The configuration of connection `name`: the template's, named, with
-    /// the server's stack size unless the template sets one.
+    /// The configuration of connection `name`: the template's, named.
     pub(crate) fn connection_named(&self, name: String) -> Config {
-        let stack = self.connection.thread_stack_size().unwrap_or(DEFAULT_SERVER_THREAD_STACK);
-        ConfigBuilder::from(self.connection.clone()).name(name).thread_stack_size(stack).build()
+        ConfigBuilder::from(self.connection.clone()).name(name).build()
     }
 }
 
@@ -115,11 +130,12 @@ impl ServerConfigBuilder {
     }
 
     /// The configuration of every connection (its name is replaced by the
-    /// connection's own). Default [`Config::default()`], with threads of
-    /// [`DEFAULT_SERVER_THREAD_STACK`] bytes of stack unless it sets a stack
-    /// size. With [`extensions`](ConfigBuilder::extensions) on, a peer that
-    /// has them too learns why the server closes on it (idle, shutting
-    /// down), and its own quit reason reaches the end hook.
+    /// connection's own). Default [`ServerConfig::connection_defaults()`]:
+    /// start from it to keep its lighter threads and queue
+    /// (`ServerConfig::connection_defaults().extensions(true)`). With
+    /// [`extensions`](ConfigBuilder::extensions) on, a peer that has them
+    /// too learns why the server closes on it (idle, shutting down), and its
+    /// own quit reason reaches the end hook.
     pub fn connection(mut self, config: impl Into<Config>) -> Self {
         self.config.connection = config.into();
         self

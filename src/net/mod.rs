@@ -38,7 +38,7 @@ mod watch;
 
 pub use addr::{Addr, AddrParseError, Peer};
 pub use client::{connect, DEFAULT_CONNECT_TIMEOUT};
-pub use config::{ServerConfig, ServerConfigBuilder, DEFAULT_SERVER_THREAD_STACK};
+pub use config::{ServerConfig, ServerConfigBuilder, DEFAULT_SERVER_SEND_QUEUE, DEFAULT_SERVER_THREAD_STACK};
 pub use end::EndReason;
 pub use error::{ClientCallError, ClientCallTimeoutError, ClientSubmitError, OpenError};
 pub use info::ConnectionInfo;
