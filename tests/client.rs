@@ -16,7 +16,7 @@ use packetstream::net::{
     Reconnecting, Server, ServerConfig, Spawn, SuperviseConfig, Supervised,
 };
 use packetstream::{Config, ConnectionError, Request, Transport};
-use util::process::shared;
+use util::process::Clean;
 use util::{assert_no_threads, socket_path, unique_name, LONG, PROMPT};
 
 fn echo_server_on(addr: Addr, name: &str) -> Server {
@@ -44,7 +44,7 @@ fn client_config(name: &str) -> packetstream::ConfigBuilder {
 
 #[test]
 fn connecting_names_the_address_and_a_full_backlog_times_out() {
-    let _shared = shared();
+    let _clean = Clean::new("connecting_names_the_address_and_a_full_backlog_times_out");
     // Nothing listens on a port that was just free.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr: Addr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -81,7 +81,7 @@ fn connecting_names_the_address_and_a_full_backlog_times_out() {
 
 #[test]
 fn the_reconnecting_client_opens_on_first_use_and_again_across_a_server_restart() {
-    let _shared = shared();
+    let _clean = Clean::new("the_reconnecting_client_opens_on_first_use_and_again_across_a_server_restart");
     let name = unique_name('r', 's');
     let server = echo_server_on("127.0.0.1:0".parse().unwrap(), &name);
     let addr = server.local_addrs()[0].clone();
@@ -128,7 +128,7 @@ fn the_reconnecting_client_opens_on_first_use_and_again_across_a_server_restart(
 
 #[test]
 fn the_reconnecting_client_backs_off_between_failed_opens() {
-    let _shared = shared();
+    let _clean = Clean::new("the_reconnecting_client_backs_off_between_failed_opens");
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&attempts);
     let opener = move || -> std::io::Result<Transport> {
@@ -161,7 +161,7 @@ fn the_reconnecting_client_backs_off_between_failed_opens() {
 
 #[test]
 fn the_reconnecting_client_gives_up_a_silent_server_with_its_keepalive() {
-    let _shared = shared();
+    let _clean = Clean::new("the_reconnecting_client_gives_up_a_silent_server_with_its_keepalive");
     // Accepts and never reads nor answers.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = Addr::Tcp(listener.local_addr().unwrap());
@@ -203,7 +203,7 @@ fn sh(script: &'static str) -> Spawn {
 
 #[test]
 fn a_supervised_child_that_crashes_tells_the_callers_and_is_restarted() {
-    let _shared = shared();
+    let _clean = Clean::new("a_supervised_child_that_crashes_tells_the_callers_and_is_restarted");
     let name = unique_name('c', 'x');
     let config = SuperviseConfig::builder()
         .connection(client_config(&name))
@@ -233,7 +233,7 @@ fn a_supervised_child_that_crashes_tells_the_callers_and_is_restarted() {
 
 #[test]
 fn a_supervised_child_that_crash_loops_is_given_up_with_its_status_and_stderr() {
-    let _shared = shared();
+    let _clean = Clean::new("a_supervised_child_that_crash_loops_is_given_up_with_its_status_and_stderr");
     let name = unique_name('c', 'l');
     let config = SuperviseConfig::builder()
         .connection(client_config(&name))
@@ -271,7 +271,7 @@ fn a_supervised_child_that_crash_loops_is_given_up_with_its_status_and_stderr() 
 
 #[test]
 fn a_supervised_child_that_never_answers_fails_the_callers_at_start_up() {
-    let _shared = shared();
+    let _clean = Clean::new("a_supervised_child_that_never_answers_fails_the_callers_at_start_up");
     let name = unique_name('c', 'n');
     let startup = Duration::from_millis(300);
     let config = SuperviseConfig::builder().connection(client_config(&name)).startup_timeout(startup);
@@ -293,7 +293,7 @@ fn a_supervised_child_that_never_answers_fails_the_callers_at_start_up() {
 
 #[test]
 fn a_supervised_child_against_a_plain_peer_passes_the_start_up_check() {
-    let _shared = shared();
+    let _clean = Clean::new("a_supervised_child_against_a_plain_peer_passes_the_start_up_check");
     // echo_server without extensions refuses the ping: that is an answer.
     let name = unique_name('c', 'p');
     let calls = Arc::new(AtomicUsize::new(0));
@@ -311,7 +311,7 @@ fn a_supervised_child_against_a_plain_peer_passes_the_start_up_check() {
 
 #[test]
 fn a_supervised_child_with_a_keepalive_lives_on_while_it_answers_the_pings() {
-    let _shared = shared();
+    let _clean = Clean::new("a_supervised_child_with_a_keepalive_lives_on_while_it_answers_the_pings");
     let name = unique_name('c', 'a');
     let keepalive = client_config(&name).keepalive(Duration::from_millis(20), Duration::from_millis(150));
     let config = SuperviseConfig::builder().connection(keepalive).startup_timeout(LONG);

@@ -22,7 +22,7 @@ use packetstream::{
     CallError, CloseOptions, Config, ConnectionError, Failure, PacketConnection, Request, RequestError, Response,
     Transport, WaitTimeoutError,
 };
-use util::process::{alone, shared, Baseline};
+use util::process::{alone, Baseline, Clean};
 use util::{assert_no_threads, socket_path, unique_name, wait_for, Rng, LONG, PROMPT};
 
 fn echo(rq: Request) -> Result<Response, Failure> {
@@ -160,7 +160,7 @@ fn serves_ipv4_ipv6_unix_and_memory_at_once_and_leaves_nothing() {
 
 #[test]
 fn a_hundred_connections_at_once_each_with_a_thousand_checked_requests() {
-    let _shared = shared();
+    let _clean = Clean::new("a_hundred_connections_at_once_each_with_a_thousand_checked_requests");
     const CONNECTIONS: usize = 100;
     const REQUESTS: usize = 1000;
     const WINDOW: usize = 8;
@@ -234,7 +234,7 @@ fn refused_plainly(addr: &Addr) -> Duration {
 
 #[test]
 fn over_the_connection_limit_new_sockets_are_refused_and_the_server_carries_on() {
-    let _shared = shared();
+    let _clean = Clean::new("over_the_connection_limit_new_sockets_are_refused_and_the_server_carries_on");
     let name = unique_name('s', 'l');
     let (builder, seen) = with_hooks(
         Server::builder()
@@ -274,7 +274,7 @@ fn over_the_connection_limit_new_sockets_are_refused_and_the_server_carries_on()
 
 #[test]
 fn over_the_per_peer_limit_only_that_peer_is_refused() {
-    let _shared = shared();
+    let _clean = Clean::new("over_the_per_peer_limit_only_that_peer_is_refused");
     let name = unique_name('s', 'p');
     let path = socket_path("peer");
     let server = Server::builder()
@@ -301,7 +301,7 @@ fn over_the_per_peer_limit_only_that_peer_is_refused() {
 
 #[test]
 fn the_idle_timeout_closes_quiet_connections_only() {
-    let _shared = shared();
+    let _clean = Clean::new("the_idle_timeout_closes_quiet_connections_only");
     let name = unique_name('s', 'i');
     let idle = Duration::from_millis(300);
     let (builder, seen) = with_hooks(
@@ -359,7 +359,7 @@ fn the_idle_timeout_closes_quiet_connections_only() {
 
 #[test]
 fn shutdown_with_requests_in_flight_finishes_or_fails_them_and_none_hangs() {
-    let _shared = shared();
+    let _clean = Clean::new("shutdown_with_requests_in_flight_finishes_or_fails_them_and_none_hangs");
     let name = unique_name('s', 'd');
     let (builder, seen) = with_hooks(
         Server::builder()
@@ -456,7 +456,7 @@ fn reset_on_close(socket: &TcpStream) {
 
 #[test]
 fn hooks_are_called_once_per_connection_with_the_right_reason() {
-    let _shared = shared();
+    let _clean = Clean::new("hooks_are_called_once_per_connection_with_the_right_reason");
     let name = unique_name('s', 'k');
     let (builder, seen) = with_hooks(
         Server::builder()
@@ -525,7 +525,7 @@ fn hooks_are_called_once_per_connection_with_the_right_reason() {
 
 #[test]
 fn keepalive_through_the_server_gives_up_a_silent_peer() {
-    let _shared = shared();
+    let _clean = Clean::new("keepalive_through_the_server_gives_up_a_silent_peer");
     let name = unique_name('s', 'v');
     let (builder, seen) = with_hooks(
         Server::builder()
@@ -597,7 +597,7 @@ fn the_memory_server_serves_in_process_clients_without_descriptors() {
 
 #[test]
 fn a_stale_socket_file_is_replaced_and_a_live_one_is_not() {
-    let _shared = shared();
+    let _clean = Clean::new("a_stale_socket_file_is_replaced_and_a_live_one_is_not");
     let name = unique_name('s', 'u');
     let path = socket_path("stale");
     // A server that died left its socket file.
@@ -638,7 +638,7 @@ fn a_stale_socket_file_is_replaced_and_a_live_one_is_not() {
 
 #[test]
 fn a_handle_shuts_down_a_server_running_on_a_borrowing_thread_at_once() {
-    let _shared = shared();
+    let _clean = Clean::new("a_handle_shuts_down_a_server_running_on_a_borrowing_thread_at_once");
     let name = unique_name('s', 'r');
     let server = Server::builder()
         .config(config(&name))
@@ -672,7 +672,7 @@ fn a_handle_shuts_down_a_server_running_on_a_borrowing_thread_at_once() {
 
 #[test]
 fn a_panicking_factory_or_hook_does_not_stop_the_server() {
-    let _shared = shared();
+    let _clean = Clean::new("a_panicking_factory_or_hook_does_not_stop_the_server");
     util::quiet_expected_panics();
     let name = unique_name('s', 'f');
     let calls = Arc::new(AtomicUsize::new(0));
@@ -705,4 +705,33 @@ fn a_panicking_factory_or_hook_does_not_stop_the_server() {
     assert_no_threads(&name);
     let _ = RequestError::Connection(ConnectionError::Closed);
     let _ = Transport::memory_pair();
+}
+
+#[test]
+fn many_idle_connections_are_closed_together_not_one_after_another() {
+    let _clean = Clean::new("many_idle_connections_are_closed_together_not_one_after_another");
+    const CLIENTS: usize = 40;
+    let name = unique_name('s', 'j');
+    let idle = Duration::from_millis(200);
+    let (builder, seen) =
+        with_hooks(Server::builder().config(config(&name).idle_timeout(idle)).listen("127.0.0.1:0".parse().unwrap()));
+    let server = builder.serve(|_: &ConnectionInfo| echo).unwrap();
+    server.spawn().unwrap();
+    let addr = server.local_addrs()[0].clone();
+    // Clients that never close by themselves: each close waits for them
+    // until it gives up (a second), so closing them one after another
+    // would take CLIENTS seconds.
+    let clients: Vec<PacketConnection> = (0..CLIENTS).map(|i| connect(&addr, &format!("{name}{i}"))).collect();
+    let started = Instant::now();
+    for _ in 0..CLIENTS {
+        let (_, reason) = seen.next_end();
+        assert!(matches!(reason, EndReason::Idle(_)), "{reason:?}");
+    }
+    let took = started.elapsed();
+    println!("{CLIENTS} idle connections closed within {took:?}");
+    assert!(took < idle + Duration::from_secs(4), "{took:?}");
+    shutdown_soon(server);
+    drop(clients);
+    seen.assert_once_each();
+    assert_no_threads(&name);
 }

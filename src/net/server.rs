@@ -6,7 +6,8 @@
 //! thread ([`Server::run`]) or on `<name>-run-<i>` ([`Server::spawn`]),
 //! which starts each connection (or refuses it, on `<name>-no-<i>`); the
 //! watcher (`<name>-watch`), which notices ends and idleness with one
-//! `Select` over every connection; the closers (`<name>-close-<i>`) and,
+//! `Select` over every connection; the closers (`<name>-close-<i>`, up to
+//! 64, started as ends come in, so that many ends close side by side) and,
 //! at shutdown, `<name>-down-<i>`. Each connection has its own threads
 //! (`<name>-<id>-reader`, ...). Shutdown joins them all.
 
@@ -46,8 +47,13 @@ const ACCEPT_QUEUE: usize = 64;
 const REFUSAL_TIME: Duration = Duration::from_millis(750);
 /// How many refusals may wait for a refusing thread.
 const REFUSAL_QUEUE: usize = 16;
-/// How many ends (peer closed, idle) are closed at once.
-const CLOSERS: usize = 4;
+/// How many ends (peer closed, idle, broken) are closed at once: an idle or
+/// broken peer may hold its close for [`QUICK_CLOSE`], and a thousand that
+/// expire together must not wait for each other's. Started only as needed.
+const CLOSERS: usize = 64;
+/// How long the close of an idle or broken connection waits for the peer
+/// to finish: it has had its chance.
+pub(crate) const QUICK_CLOSE: Duration = Duration::from_secs(1);
 /// How many connections shutdown closes at once.
 const SHUTDOWN_CLOSERS: usize = 64;
 /// The stack of the server's own threads, which run closes and the hooks.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Select};
 
 use super::end::EndReason;
-use super::server::Shared;
+use super::server::{Shared, QUICK_CLOSE};
 use crate::conn::close::CloseOptions;
 
 enum Woke {
@@ -63,7 +63,13 @@ pub(crate) fn run(shared: &Arc<Shared>, new: &Receiver<(u64, Receiver<()>)>) {
                 // Gone already if idleness or shutdown took it.
                 if let Some(live) = shared.take(id) {
                     let reason = EndReason::of(&live.conn);
-                    shared.end(live, reason, CloseOptions::new());
+                    // A clean end is the peer's: it finishes promptly,
+                    // while its last requests may still be in service.
+                    let options = match reason {
+                        EndReason::PeerClosed | EndReason::PeerQuit(_) => CloseOptions::new(),
+                        _ => CloseOptions::new().timeout(QUICK_CLOSE),
+                    };
+                    shared.end(live, reason, options);
                 }
             }
             Woke::Check => {
@@ -103,7 +109,7 @@ fn close_idle(shared: &Arc<Shared>, idle: Duration) -> Instant {
     for (id, after) in expired {
         if let Some(live) = shared.take(id) {
             let reason = EndReason::Idle(after);
-            let options = CloseOptions::new().reason(reason.to_string());
+            let options = CloseOptions::new().reason(reason.to_string()).timeout(QUICK_CLOSE);
             shared.end(live, reason, options);
         }
     }
