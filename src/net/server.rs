@@ -41,10 +41,12 @@ use crate::transport::Transport;
 
 /// How many accepted sockets may wait for the accept loop.
 const ACCEPT_QUEUE: usize = 64;
-/// A refusal's whole life: its quit step waits for the probe's answer, and
-/// close keeps 200 ms more for EOF, so that a peer sees the socket closed
-/// within a second.
-const REFUSAL_TIME: Duration = Duration::from_millis(750);
+/// A refusal's deadline: its quit step waits until then for the probe's
+/// answer (a peer with the extensions answers at once, a plain
+/// cs.packetstream peer refuses at once), and close keeps 200 ms more for
+/// EOF, so that any peer sees the socket closed within a second, with room
+/// for a loaded machine.
+const REFUSAL_TIME: Duration = Duration::from_millis(500);
 /// How many refusals may wait for a refusing thread.
 const REFUSAL_QUEUE: usize = 16;
 /// How many ends (peer closed, idle, broken) are closed at once: an idle or
