@@ -32,10 +32,415 @@
 //! or a process whose peak memory is measured. Without `--bench` (as under
 //! `cargo test --benches`) it runs the quick mode. It never asserts timings.
 
+// ---------------------------------------------------------------------------
+// Servers over TCP loopback: packetstream's `net::Server` against a
+// thread-per-connection server with the baseline's framing, each in a child
+// process, driven from this one.
+
+/// The stack of this process's client connections' threads: the scale run
+/// holds a thousand of them here.
+const CLIENT_STACK: usize = 256 << 10;
+/// How many threads open, call and close connections at once in E.
+const CONNECTING_THREADS: usize = 4;
+
+/// `__server ps|raw [--stack BYTES] [--queue PACKETS]`: listens on 127.0.0.1:0, prints
+/// `listening on ADDR`, serves echo until its stdin ends, then prints
+/// `served connections=N requests=M` (ps only).
+fn server_main(args: &[String]) -> Result<(), String> {
+    let option = |name: &str| {
+        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse::<usize>().ok())
+    };
+    let (stack, queue) = (option("--stack"), option("--queue"));
+    match args.first().map(String::as_str) {
+        Some("ps") => {
+            let mut connection = ServerConfig::connection_defaults();
+            if let Some(stack) = stack {
+                connection = connection.thread_stack_size(stack);
+            }
+            if let Some(queue) = queue {
+                connection = connection.send_queue(queue);
+            }
+            let config = ServerConfig::builder().name("bs").connection(connection);
+            let server = Server::builder()
+                .config(config)
+                .listen("127.0.0.1:0".parse().expect("an address"))
+                .serve(|_: &ConnectionInfo| echo_handler)
+                .map_err(|e| e.to_string())?;
+            println!("listening on {}", server.local_addrs()[0]);
+            let handle = server.handle();
+            let stdin = thread::spawn(move || {
+                let _ = io::stdin().read_to_end(&mut Vec::new());
+                handle.shutdown(Instant::now() + Duration::from_secs(5))
+            });
+            server.run();
+            let report = stdin.join().map_err(|_| "the stdin thread panicked")?;
+            println!("served connections={} requests={}", report.totals.connections, report.totals.requests);
+            Ok(())
+        }
+        Some("raw") => {
+            let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            println!("listening on {}", listener.local_addr().map_err(|e| e.to_string())?);
+            thread::spawn(|| {
+                let _ = io::stdin().read_to_end(&mut Vec::new());
+                std::process::exit(0);
+            });
+            for stream in listener.incoming() {
+                let stream = stream.map_err(|e| e.to_string())?;
+                stream.set_nodelay(true).map_err(|e| e.to_string())?;
+                let input = stream.try_clone().map_err(|e| e.to_string())?;
+                let mut builder = thread::Builder::new().name("raw-conn".into());
+                if let Some(stack) = stack {
+                    builder = builder.stack_size(stack);
+                }
+                builder
+                    .spawn(move || {
+                        let _ = serve_raw(input, stream);
+                    })
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        other => Err(format!("unknown server {other:?}: ps or raw")),
+    }
+}
+
+/// A server child and the address it listens on.
+struct ServerChild {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerChild {
+    fn start(imp: Impl, options: &[String]) -> ServerChild {
+        let mut args = vec!["__server", if imp == Impl::Ps { "ps" } else { "raw" }];
+        args.extend(options.iter().map(String::as_str));
+        let mut child =
+            self_command(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("start a server child");
+        let mut line = String::new();
+        // One line, and nothing more until its stdin ends.
+        io::BufRead::read_line(&mut BufReader::new(child.stdout.as_mut().expect("piped stdout")), &mut line)
+            .expect("the server's address");
+        let addr = line.trim().strip_prefix("listening on ").and_then(|addr| addr.parse().ok());
+        let addr = addr.unwrap_or_else(|| panic!("not an address line: {line:?}"));
+        ServerChild { child, addr }
+    }
+
+    /// A field of the server's /proc status (`VmRSS` in KiB, `Threads`).
+    fn status(&self, field: &str) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn finish(mut self) {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().expect("wait for the server child");
+        assert!(status.success(), "server child: {status}");
+    }
+}
+
+#[derive(Clone, Copy)]
+enum ServerScenario {
+    /// Connect, one call, close, from a few threads at once.
+    Connects,
+    /// This many connections, each with a thread of sequential calls.
+    Clients(usize),
+}
+
+impl ServerScenario {
+    fn label(self) -> String {
+        match self {
+            ServerScenario::Connects => format!("E connect+call+close x{CONNECTING_THREADS} (conn/s)"),
+            ServerScenario::Clients(n) => format!("F {n} connections 16 B (req/s)"),
+        }
+    }
+}
+
+/// One connection's life in E.
+fn connect_call_close(imp: Impl, addr: SocketAddr, stamp: u64) {
+    match imp {
+        Impl::Ps => {
+            let transport = net::connect(&Addr::Tcp(addr), Duration::from_secs(10)).expect("connect");
+            let config = Config::builder().name("pc").thread_stack_size(CLIENT_STACK);
+            let conn = PacketConnection::new(transport, config).expect("start packetstream");
+            check(&conn.call(0, 0, small_payload(stamp)).expect("call").payload, SMALL, stamp);
+            conn.close().expect("close");
+        }
+        Impl::Raw => {
+            let mut stream = TcpStream::connect(addr).expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            let payload = small_payload(stamp);
+            let mut request = baseline_header(payload.len(), stamp).to_vec();
+            request.extend_from_slice(&payload);
+            stream.write_all(&request).expect("write");
+            let mut answer = [0; 12 + SMALL];
+            stream.read_exact(&mut answer).expect("read");
+            check(&answer[12..], SMALL, stamp);
+            // As packetstream's close does: our end, then the server's.
+            stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
+    }
+}
+
+fn measure_connects(imp: Impl, addr: SocketAddr, time: Duration) -> f64 {
+    let start = Instant::now();
+    let deadline = start + time;
+    let total: u64 = thread::scope(|scope| {
+        let threads: Vec<_> = (0..CONNECTING_THREADS as u64)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut n = 0;
+                    while n == 0 || Instant::now() < deadline {
+                        connect_call_close(imp, addr, (t << 40) + n);
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().expect("a connecting thread")).sum()
+    });
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Sequential calls on each client from a thread of its own; requests/s.
+fn drive_clients<E: Echo>(clients: &[E], time: Duration) -> f64 {
+    let barrier = Barrier::new(clients.len() + 1);
+    thread::scope(|scope| {
+        let callers: Vec<_> = clients
+            .iter()
+            .enumerate()
+            .map(|(i, client)| {
+                let barrier = &barrier;
+                thread::Builder::new()
+                    .stack_size(CLIENT_STACK)
+                    .spawn_scoped(scope, move || {
+                        barrier.wait();
+                        sequential(client, (i as u64) << 40, time).ops
+                    })
+                    .expect("a calling thread")
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let ops: u64 = callers.into_iter().map(|c| c.join().expect("a calling thread")).sum();
+        ops as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
+/// One measured run against a fresh server child.
+fn measure_server(imp: Impl, scenario: ServerScenario, plan: &Plan) -> f64 {
+    let server = ServerChild::start(imp, &[]);
+    let figure = match scenario {
+        ServerScenario::Connects => {
+            measure_connects(imp, server.addr, plan.warmup);
+            measure_connects(imp, server.addr, plan.time)
+        }
+        ServerScenario::Clients(n) => match imp {
+            Impl::Ps => {
+                let clients: Vec<PsClient> = (0..n).map(|_| PsClient::open(Link::Tcp(server.addr))).collect();
+                drive_clients(&clients, plan.warmup);
+                let figure = drive_clients(&clients, plan.time);
+                clients.into_iter().for_each(PsClient::finish);
+                figure
+            }
+            Impl::Raw => {
+                let clients: Vec<RawClient> = (0..n).map(|_| RawClient::open(Link::Tcp(server.addr))).collect();
+                drive_clients(&clients, plan.warmup);
+                let figure = drive_clients(&clients, plan.time);
+                clients.into_iter().for_each(RawClient::finish);
+                figure
+            }
+        },
+    };
+    server.finish();
+    figure
+}
+
+fn print_servers(plan: &Plan) {
+    let scenarios = [
+        ServerScenario::Connects,
+        ServerScenario::Clients(1),
+        ServerScenario::Clients(16),
+        ServerScenario::Clients(128),
+    ];
+    let mut results: Vec<Comparison> =
+        scenarios.iter().map(|_| Comparison { ps: Vec::new(), raw: Vec::new() }).collect();
+    for round in 0..plan.rounds {
+        for (scenario, result) in scenarios.iter().zip(&mut results) {
+            let order = if round % 2 == 0 { [Impl::Ps, Impl::Raw] } else { [Impl::Raw, Impl::Ps] };
+            for imp in order {
+                let figure = measure_server(imp, *scenario, plan);
+                match imp {
+                    Impl::Ps => result.ps.push(figure),
+                    Impl::Raw => result.raw.push(figure),
+                }
+            }
+        }
+    }
+    println!("\nServers over TCP loopback (server in a child process; baseline: a thread per connection)");
+    println!("{:<36} {:>14} {:>14} {:>7}  {:<13}", "scenario", "packetstream", "baseline", "ratio", "ratio range");
+    for (scenario, result) in scenarios.iter().zip(&results) {
+        let ratios = result.ratios();
+        let (lo, hi) = min_max(&ratios);
+        println!(
+            "{:<36} {:>14} {:>14} {:>7.3}  {:<13}",
+            scenario.label(),
+            fmt_figure(median(&result.ps)),
+            fmt_figure(median(&result.raw)),
+            median(&ratios),
+            format!("{lo:.2}..{hi:.2}")
+        );
+    }
+}
+
+/// `__scale [ps|raw] [--stack BYTES] [--queue PACKETS] [--connections N] [--secs S]`: N
+/// connections (default 1,000) held by one server child, each making a
+/// call every 100 ms for S seconds (default 20) after a warm-up; prints the
+/// server's memory and threads and the calls' latency.
+fn scale_main(args: &[String]) -> Result<(), String> {
+    let imp = match args.first().map(String::as_str) {
+        Some("raw") => Impl::Raw,
+        _ => Impl::Ps,
+    };
+    let option = |name: &str| {
+        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse::<f64>().ok())
+    };
+    let stack = option("--stack").map(|bytes| bytes as usize);
+    let queue = option("--queue").map(|packets| packets as usize);
+    let mut server_options = Vec::new();
+    for (name, value) in [("--stack", stack), ("--queue", queue)] {
+        if let Some(value) = value {
+            server_options.extend([name.to_owned(), value.to_string()]);
+        }
+    }
+    let connections = option("--connections").map_or(1000, |n| n as usize);
+    let secs = option("--secs").unwrap_or(20.0);
+    let server = ServerChild::start(imp, &server_options);
+    let (rss_idle, threads_idle) = (server.status("VmRSS"), server.status("Threads"));
+    let opened = Instant::now();
+    let figures = match imp {
+        Impl::Ps => {
+            let clients: Vec<PsClient> = (0..connections).map(|_| PsClient::open(Link::Tcp(server.addr))).collect();
+            let figures = hold(&clients, &server, secs, opened);
+            clients.into_iter().for_each(PsClient::finish);
+            figures
+        }
+        Impl::Raw => {
+            let clients: Vec<RawClient> = (0..connections).map(|_| RawClient::open(Link::Tcp(server.addr))).collect();
+            let figures = hold(&clients, &server, secs, opened);
+            clients.into_iter().for_each(RawClient::finish);
+            figures
+        }
+    };
+    server.finish();
+    println!(
+        "scale {} stack={} queue={} connections={connections} calls={} calls_per_s={:.0} p50_us={:.0} p99_us={:.0} \
+         max_us={:.0} server_rss_idle_kib={rss_idle} server_rss_kib={} server_hwm_kib={} \
+         server_vsz_kib={} server_threads_idle={threads_idle} server_threads={} connect_all_s={:.2}",
+        if imp == Impl::Ps { "ps" } else { "raw" },
+        stack.map_or("default".to_owned(), |s| s.to_string()),
+        queue.map_or("default".to_owned(), |q| q.to_string()),
+        figures.calls,
+        figures.calls as f64 / secs,
+        figures.p50,
+        figures.p99,
+        figures.max,
+        figures.rss,
+        figures.hwm,
+        figures.size,
+        figures.threads,
+        figures.connect_all
+    );
+    Ok(())
+}
+
+struct ScaleFigures {
+    calls: usize,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    rss: u64,
+    hwm: u64,
+    threads: u64,
+    size: u64,
+    connect_all: f64,
+}
+
+/// Each client calls every 100 ms, driven by a few threads; latencies in µs.
+fn hold<E: Echo>(clients: &[E], server: &ServerChild, secs: f64, opened: Instant) -> ScaleFigures {
+    const PERIOD: Duration = Duration::from_millis(100);
+    const DRIVERS: usize = 50;
+    let connect_all = opened.elapsed().as_secs_f64();
+    let warmup = Duration::from_secs(2);
+    let start = Instant::now() + warmup;
+    let end = start + Duration::from_secs_f64(secs);
+    let per_driver = clients.len().div_ceil(DRIVERS);
+    let (mut latencies, rss, threads, size) = thread::scope(|scope| {
+        let drivers: Vec<_> = clients
+            .chunks(per_driver)
+            .enumerate()
+            .map(|(d, mine)| {
+                thread::Builder::new()
+                    .stack_size(CLIENT_STACK)
+                    .spawn_scoped(scope, move || {
+                        let mut seen = Vec::new();
+                        // Spread the clients' calls over the period.
+                        let offset = PERIOD.mul_f64(d as f64 / DRIVERS as f64);
+                        let mut due: Vec<Instant> = (0..mine.len())
+                            .map(|i| Instant::now() + offset + PERIOD.mul_f64(i as f64 / mine.len() as f64))
+                            .collect();
+                        let mut stamp = (d as u64) << 40;
+                        loop {
+                            let (next, at) = due.iter().enumerate().min_by_key(|(_, at)| **at).expect("clients");
+                            let at = *at;
+                            if at >= end {
+                                return seen;
+                            }
+                            // The workload's own pace, not a synchronisation.
+                            thread::sleep(at.saturating_duration_since(Instant::now()));
+                            let began = Instant::now();
+                            check(&mine[next].call(small_payload(stamp)), SMALL, stamp);
+                            if began >= start {
+                                seen.push(began.elapsed().as_secs_f64() * 1e6);
+                            }
+                            stamp += 1;
+                            due[next] = at + PERIOD;
+                        }
+                    })
+                    .expect("a driving thread")
+            })
+            .collect();
+        // Halfway through: the server's footprint while it serves them all.
+        thread::sleep(warmup + Duration::from_secs_f64(secs / 2.0));
+        let (rss, threads, size) = (server.status("VmRSS"), server.status("Threads"), server.status("VmSize"));
+        let latencies: Vec<f64> = drivers.into_iter().flat_map(|d| d.join().expect("a driving thread")).collect();
+        (latencies, rss, threads, size)
+    });
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)));
+    ScaleFigures {
+        calls: latencies.len(),
+        p50: at(0.5).copied().unwrap_or(0.0),
+        p99: at(0.99).copied().unwrap_or(0.0),
+        max: latencies.last().copied().unwrap_or(0.0),
+        rss,
+        hwm: server.status("VmHWM"),
+        threads,
+        size,
+        connect_all,
+    }
+}
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, IoSlice, IoSliceMut, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -44,6 +449,7 @@ use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use packetstream::net::{self, Addr, ConnectionInfo, Server, ServerConfig};
 use packetstream::wire::{self, Control};
 use packetstream::{Config, ConfigBuilder, Handler, Packet, PacketConnection, Pending, Request, Response, Transport};
 
@@ -242,6 +648,12 @@ impl PsClient {
                 PsClient { conn, server: None, child: None }
             }
             Link::SocketPair => PsClient::open_socketpair(Config::builder()),
+            Link::Tcp(addr) => {
+                let transport = net::connect(&Addr::Tcp(addr), Duration::from_secs(10)).expect("connect");
+                let config = Config::builder().name("ps").thread_stack_size(CLIENT_STACK);
+                let conn = PacketConnection::new(transport, config).expect("start packetstream");
+                PsClient { conn, server: None, child: None }
+            }
         }
     }
 
@@ -377,6 +789,7 @@ struct RawClient {
     /// A socket whose write direction is shut down at the end (dropping the
     /// writer does not end it while the reader's handle is open).
     socket: Option<UnixStream>,
+    tcp: Option<TcpStream>,
     child: Option<Child>,
 }
 
@@ -396,6 +809,7 @@ impl RawClient {
             next_id: AtomicU64::new(0),
             reader,
             socket: None,
+            tcp: None,
             child: None,
         }
     }
@@ -422,6 +836,15 @@ impl RawClient {
                 let socket = client_end.try_clone().expect("clone socket");
                 let mut client = RawClient::new(Box::new(input), Box::new(client_end));
                 client.socket = Some(socket);
+                client
+            }
+            Link::Tcp(addr) => {
+                let stream = TcpStream::connect(addr).expect("connect");
+                stream.set_nodelay(true).expect("nodelay");
+                let input = stream.try_clone().expect("clone socket");
+                let shut = stream.try_clone().expect("clone socket");
+                let mut client = RawClient::new(Box::new(input), Box::new(stream));
+                client.tcp = Some(shut);
                 client
             }
         }
@@ -462,6 +885,9 @@ impl RawClient {
         let out = self.out.into_inner().expect("writer lock");
         drop(out.into_inner().map_err(|e| e.into_error()).expect("baseline flush"));
         if let Some(socket) = self.socket {
+            let _ = socket.shutdown(std::net::Shutdown::Write);
+        }
+        if let Some(socket) = self.tcp {
             let _ = socket.shutdown(std::net::Shutdown::Write);
         }
         self.reader.join().expect("baseline reader");
@@ -791,6 +1217,8 @@ fn peak_main(args: &[String]) -> Result<(), String> {
 enum Link {
     Pipes,
     SocketPair,
+    /// A TCP connection to a server child on the loopback.
+    Tcp(SocketAddr),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1372,6 +1800,7 @@ fn bench_main(quick: bool) {
     print_handler_pause(&plan);
     print_costs(&plan);
     print_peaks(&plan);
+    print_servers(&plan);
     println!("\ntotal time {:.0} s", started.elapsed().as_secs_f64());
 }
 
@@ -1539,6 +1968,7 @@ fn run_main(args: &[String]) -> Result<(), String> {
         "pipes" => Link::Pipes,
         "socket" => Link::SocketPair,
         other => return Err(format!("unknown link {other:?}: pipes or socket")),
+        // (TCP runs need a server child: see `__servers`.)
     };
     let secs: f64 = arg(3).parse().map_err(|e| format!("seconds: {e}"))?;
     let plan = Plan { time: Duration::from_secs_f64(secs), ..Plan::new(true) };
@@ -1555,6 +1985,13 @@ fn main() -> ExitCode {
         Some("__peak") => peak_main(&args[1..]),
         Some("__run") => run_main(&args[1..]),
         Some("__pause") => pause_main(),
+        Some("__server") => server_main(&args[1..]),
+        Some("__scale") => scale_main(&args[1..]),
+        // The server comparisons alone.
+        Some("__servers") => {
+            print_servers(&Plan::new(false));
+            Ok(())
+        }
         // The per-request costs alone (`__costs`), for quick comparisons.
         Some("__costs") => {
             print_costs(&Plan::new(false));

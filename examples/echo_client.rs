@@ -1,14 +1,20 @@
-//! Drives an echo server over a child process's stdin and stdout.
+//! Drives an echo server over a child process's stdin and stdout, or over
+//! sockets.
 //!
 //!     echo_client [--requests N] [--size BYTES] [--threads T] [--window W]
-//!                 [--extensions] [--quit-reason TEXT] [-- COMMAND [ARGS...]]
+//!                 [--connections K] [--extensions] [--quit-reason TEXT]
+//!                 [--connect ADDR | -- COMMAND [ARGS...]]
 //!
-//! Starts COMMAND (by default this program itself, in echo-server mode) and
-//! sends it N requests of type 0 with varying flags and random payloads of
-//! BYTES bytes, from T threads that each keep up to W requests outstanding.
-//! Every answer is checked against what was sent. The last line on stdout is
+//! Starts COMMAND (by default this program itself, in echo-server mode), or
+//! with `--connect` connects to a server at ADDR (`HOST:PORT`, IPv6 as
+//! `[::1]:PORT`, or `unix:PATH`), and sends it N requests of type 0 with
+//! varying flags and random payloads of BYTES bytes, from T threads that
+//! each keep up to W requests outstanding. With `--connections K` it opens
+//! K connections (K children, or K sockets) and spreads the threads over
+//! them: thread i sends on connections i, i + T, i + 2T, ... in turn. Every
+//! answer is checked against what was sent. The last line on stdout is
 //!
-//!     requests=N threads=T window=W size=BYTES seconds=S calls_per_s=R
+//!     requests=N threads=T window=W size=BYTES connections=K seconds=S calls_per_s=R
 //!
 //! `--extensions` turns the protocol extensions on (for the server it starts
 //! itself too); `--quit-reason TEXT` closes with that reason, which a server
@@ -22,12 +28,15 @@ use std::collections::VecDeque;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use packetstream::net::Addr;
 use packetstream::{CallError, CloseOptions, Config, PacketConnection, Transport};
 
 /// Passed to ourselves to run as the echo server.
 const SERVE_FLAG: &str = "--serve-echo";
 /// A lost answer fails the run instead of hanging it.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a connect to `--connect ADDR` may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// With it, the server mode turns the extensions on.
 const EXTENSIONS_FLAG: &str = "--extensions";
@@ -40,6 +49,8 @@ struct Options {
     extensions: bool,
     quit_reason: Option<String>,
     command: Vec<String>,
+    connect: Option<Addr>,
+    connections: usize,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -51,6 +62,8 @@ fn parse_args() -> Result<Options, String> {
         extensions: false,
         quit_reason: None,
         command: Vec::new(),
+        connect: None,
+        connections: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -68,6 +81,11 @@ fn parse_args() -> Result<Options, String> {
                 options.extensions = true;
                 continue;
             }
+            "--connect" => {
+                let text = args.next().ok_or("--connect needs an address")?;
+                options.connect = Some(text.parse().map_err(|e| format!("--connect: {e}"))?);
+                continue;
+            }
             _ => {}
         }
         let mut value = |name: &str| -> Result<u64, String> {
@@ -79,8 +97,12 @@ fn parse_args() -> Result<Options, String> {
             "--size" => options.size = value("--size")? as usize,
             "--threads" => options.threads = (value("--threads")? as usize).max(1),
             "--window" => options.window = (value("--window")? as usize).max(1),
+            "--connections" => options.connections = (value("--connections")? as usize).max(1),
             other => return Err(format!("unknown argument {other}")),
         }
+    }
+    if options.connect.is_some() && !options.command.is_empty() {
+        return Err("--connect and -- COMMAND exclude each other".into());
     }
     Ok(options)
 }
@@ -104,8 +126,9 @@ impl Rng {
     }
 }
 
-/// One thread's share: `count` requests, at most `window` in flight.
-fn drive(conn: &PacketConnection, count: u64, size: usize, window: usize, seed: u64) -> Result<(), String> {
+/// One thread's share: `count` requests, at most `window` in flight, sent
+/// on `conns` in turn.
+fn drive(conns: &[&PacketConnection], count: u64, size: usize, window: usize, seed: u64) -> Result<(), String> {
     let mut rng = Rng(seed | 1);
     let mut in_flight = VecDeque::with_capacity(window);
     let mut sent = 0;
@@ -114,6 +137,7 @@ fn drive(conn: &PacketConnection, count: u64, size: usize, window: usize, seed: 
             let flags = rng.next() % 1_000_000;
             let mut payload = vec![0; size];
             rng.fill(&mut payload);
+            let conn = conns[sent as usize % conns.len()];
             let pending = conn.submit(0, flags, payload.clone()).map_err(|e| format!("submit: {e}"))?;
             in_flight.push_back((pending, flags, payload));
             sent += 1;
@@ -134,43 +158,61 @@ fn drive(conn: &PacketConnection, count: u64, size: usize, window: usize, seed: 
     Ok(())
 }
 
-fn run(options: &Options) -> Result<String, String> {
-    let mut command = match options.command.split_first() {
-        Some((program, args)) => {
-            let mut command = Command::new(program);
-            command.args(args);
-            command
-        }
+/// Opens connection number `i`: a child, or a socket to `--connect`.
+fn open(options: &Options, i: usize) -> Result<PacketConnection, String> {
+    let transport = match &options.connect {
+        Some(addr) => packetstream::net::connect(addr, CONNECT_TIMEOUT).map_err(|e| e.to_string())?,
         None => {
-            let me = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
-            let mut command = Command::new(me);
-            command.arg(SERVE_FLAG);
-            if options.extensions {
-                command.arg(EXTENSIONS_FLAG);
-            }
-            command
+            let mut command = match options.command.split_first() {
+                Some((program, args)) => {
+                    let mut command = Command::new(program);
+                    command.args(args);
+                    command
+                }
+                None => {
+                    let me = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+                    let mut command = Command::new(me);
+                    command.arg(SERVE_FLAG);
+                    if options.extensions {
+                        command.arg(EXTENSIONS_FLAG);
+                    }
+                    command
+                }
+            };
+            Transport::spawn(&mut command).map_err(|e| format!("cannot start {command:?}: {e}"))?
         }
     };
-    let transport = Transport::spawn(&mut command).map_err(|e| format!("cannot start {command:?}: {e}"))?;
-    let config = Config::builder().name("echo_client").extensions(options.extensions);
-    let conn = PacketConnection::new(transport, config).map_err(|e| e.to_string())?;
+    let name = if options.connections == 1 { "echo_client".to_owned() } else { format!("echo_client{i}") };
+    let config = Config::builder().name(name).extensions(options.extensions);
+    PacketConnection::new(transport, config).map_err(|e| e.to_string())
+}
+
+fn run(options: &Options) -> Result<String, String> {
+    let conns = (0..options.connections).map(|i| open(options, i)).collect::<Result<Vec<_>, _>>()?;
 
     // Check the failure path once, so a server that never fails is caught.
-    match conn.call(echo::FAILING_RQ_TYPE, 0, b"x".to_vec()) {
+    match conns[0].call(echo::FAILING_RQ_TYPE, 0, b"x".to_vec()) {
         Err(CallError::Failed(_)) => {}
         other => return Err(format!("request type {} should fail, got {other:?}", echo::FAILING_RQ_TYPE)),
     }
 
-    let threads = options.threads as u64;
+    let (threads, connections) = (options.threads, options.connections);
     let start = Instant::now();
     let outcome: Result<(), String> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|i| {
-                let share = options.requests / threads + u64::from(i < options.requests % threads);
-                let conn = &conn;
+                let share =
+                    options.requests / threads as u64 + u64::from((i as u64) < options.requests % threads as u64);
+                // More threads than connections: they share; fewer: each
+                // thread takes every T-th connection.
+                let mine: Vec<&PacketConnection> = if threads >= connections {
+                    vec![&conns[i % connections]]
+                } else {
+                    conns.iter().skip(i).step_by(threads).collect()
+                };
                 std::thread::Builder::new()
                     .name(format!("echo_client-{i}"))
-                    .spawn_scoped(scope, move || drive(conn, share, options.size, options.window, i + 1))
+                    .spawn_scoped(scope, move || drive(&mine, share, options.size, options.window, i as u64 + 1))
                     .expect("spawn a caller thread")
             })
             .collect();
@@ -179,21 +221,27 @@ fn run(options: &Options) -> Result<String, String> {
     let seconds = start.elapsed().as_secs_f64();
     outcome?;
 
-    let mut close = CloseOptions::new();
-    if let Some(reason) = &options.quit_reason {
-        close = close.reason(reason.clone());
-    }
-    let finished = conn.close_with(close).map_err(|e| format!("close: {e}"))?;
-    match finished.exit_status() {
-        Some(status) if status.success() => {}
-        other => return Err(format!("server exited badly: {other:?}")),
+    for conn in conns {
+        let mut close = CloseOptions::new();
+        if let Some(reason) = &options.quit_reason {
+            close = close.reason(reason.clone());
+        }
+        let finished = conn.close_with(close).map_err(|e| format!("close: {e}"))?;
+        // A child must exit 0; a socket's server goes on.
+        if options.connect.is_none() {
+            match finished.exit_status() {
+                Some(status) if status.success() => {}
+                other => return Err(format!("server exited badly: {other:?}")),
+            }
+        }
     }
     Ok(format!(
-        "requests={} threads={} window={} size={} seconds={seconds:.3} calls_per_s={:.0}",
+        "requests={} threads={} window={} size={} connections={} seconds={seconds:.3} calls_per_s={:.0}",
         options.requests,
         options.threads,
         options.window,
         options.size,
+        options.connections,
         options.requests as f64 / seconds
     ))
 }
@@ -209,7 +257,7 @@ fn main() -> ExitCode {
             eprintln!("echo_client: {message}");
             eprintln!(
                 "usage: echo_client [--requests N] [--size BYTES] [--threads T] [--window W] \
-                 [--extensions] [--quit-reason TEXT] [-- COMMAND [ARGS...]]"
+                 [--connections K] [--extensions] [--quit-reason TEXT] [--connect ADDR | -- COMMAND [ARGS...]]"
             );
             return ExitCode::from(2);
         }

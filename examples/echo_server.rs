@@ -1,6 +1,6 @@
 //! Serves one packetstream connection on this process's stdin and stdout.
 //!
-//!     echo_server [--extensions]
+//!     echo_server [--extensions] [--fail-after N]
 //!
 //! Every request is answered ok with its own flags and payload, except
 //! request type 1, which fails with a short text. When the peer ends the
@@ -12,6 +12,10 @@
 //! as a cs.packetstream peer); a peer that then closes with a reason has it
 //! printed on stderr as `peer quit: TEXT`.
 //!
+//! `--fail-after N` makes it crash on purpose: a request that comes after N
+//! answers makes it exit with status 3, saying so on stderr (a helper
+//! process that dies, for the tests of supervised children).
+//!
 //!     cargo run --example echo_server
 
 #[path = "common/echo.rs"]
@@ -21,15 +25,23 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let mut extensions = false;
-    for arg in std::env::args().skip(1) {
+    let mut fail_after = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--extensions" => extensions = true,
-            other => {
-                eprintln!("echo_server: unknown argument {other}");
-                eprintln!("usage: echo_server [--extensions]");
-                return ExitCode::from(2);
-            }
+            "--fail-after" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => fail_after = Some(n),
+                None => return usage("--fail-after needs a number"),
+            },
+            other => return usage(&format!("unknown argument {other}")),
         }
     }
-    echo::serve_stdio("echo_server", extensions)
+    echo::serve_stdio_failing("echo_server", extensions, fail_after)
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("echo_server: {message}");
+    eprintln!("usage: echo_server [--extensions] [--fail-after N]");
+    ExitCode::from(2)
 }

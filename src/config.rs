@@ -381,6 +381,13 @@ impl ConfigBuilder {
     }
 }
 
+impl From<Config> for ConfigBuilder {
+    /// A builder starting from `config`, to change a few settings of it.
+    fn from(config: Config) -> Self {
+        ConfigBuilder { config }
+    }
+}
+
 impl From<ConfigBuilder> for Config {
     fn from(builder: ConfigBuilder) -> Self {
         builder.build()

@@ -16,6 +16,8 @@ use crate::conn::error::{
     SubmitTimeoutError,
 };
 use crate::conn::pending::{TryWaitError, WaitTimeoutError};
+#[cfg(unix)]
+use crate::net::{ClientCallError, ClientCallTimeoutError, ClientSubmitError, OpenError};
 use crate::rpc::{
     HandshakeError, HandshakeFailed, InvalidTyped, RegistryError, TypedCallError, TypedCallTimeoutError, TypedRequest,
     TypedRequestError, TypedSubmitError, TypedWaitTimeoutError, UndecodableResponse,
@@ -47,6 +49,9 @@ pub enum Error {
     Handshake(HandshakeError),
     /// A request type could not be registered.
     Registry(RegistryError),
+    /// A client had no connection, and could open none.
+    #[cfg(unix)]
+    Open(OpenError),
 }
 
 impl Error {
@@ -73,6 +78,8 @@ impl fmt::Display for Error {
             Error::Undecodable(error) => fmt::Display::fmt(error, f),
             Error::Handshake(error) => fmt::Display::fmt(error, f),
             Error::Registry(error) => fmt::Display::fmt(error, f),
+            #[cfg(unix)]
+            Error::Open(error) => fmt::Display::fmt(error, f),
         }
     }
 }
@@ -88,6 +95,8 @@ impl std::error::Error for Error {
             Error::Undecodable(error) => Some(error),
             Error::Handshake(error) => Some(error),
             Error::Registry(error) => Some(error),
+            #[cfg(unix)]
+            Error::Open(error) => Some(error),
             _ => None,
         }
     }
@@ -237,12 +246,42 @@ impl From<TypedSubmitError> for Error {
     }
 }
 
+#[cfg(unix)]
+impl From<OpenError> for Error {
+    fn from(error: OpenError) -> Self {
+        Error::Open(error)
+    }
+}
+
+#[cfg(unix)]
+impl From<ClientSubmitError> for Error {
+    fn from(error: ClientSubmitError) -> Self {
+        match error {
+            ClientSubmitError::Invalid(error) => Error::Invalid(error),
+            ClientSubmitError::Connection(error) => Error::Connection(error),
+            ClientSubmitError::Open(error) => Error::Open(error),
+        }
+    }
+}
+
 impl From<TypedRequestError> for Error {
     fn from(error: TypedRequestError) -> Self {
         match error {
             TypedRequestError::Failed(failure) => Error::Failed(failure),
             TypedRequestError::Undecodable(error) => Error::Undecodable(error),
             TypedRequestError::Connection(error) => Error::Connection(error),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl From<ClientCallError> for Error {
+    fn from(error: ClientCallError) -> Self {
+        match error {
+            ClientCallError::Failed(failure) => Error::Failed(failure),
+            ClientCallError::Invalid(error) => Error::Invalid(error),
+            ClientCallError::Connection(error) => Error::Connection(error),
+            ClientCallError::Open(error) => Error::Open(error),
         }
     }
 }
@@ -278,6 +317,19 @@ impl<R: TypedRequest> From<TypedWaitTimeoutError<R>> for Error {
             TypedWaitTimeoutError::Failed(failure) => Error::Failed(failure),
             TypedWaitTimeoutError::Undecodable(error) => Error::Undecodable(error),
             TypedWaitTimeoutError::Connection(error) => Error::Connection(error),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl From<ClientCallTimeoutError> for Error {
+    fn from(error: ClientCallTimeoutError) -> Self {
+        match error {
+            ClientCallTimeoutError::Timeout => Error::Timeout,
+            ClientCallTimeoutError::Failed(failure) => Error::Failed(failure),
+            ClientCallTimeoutError::Invalid(error) => Error::Invalid(error),
+            ClientCallTimeoutError::Connection(error) => Error::Connection(error),
+            ClientCallTimeoutError::Open(error) => Error::Open(error),
         }
     }
 }

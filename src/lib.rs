@@ -206,6 +206,30 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Servers and clients
+//!
+//! [`net`] serves connections on TCP, Unix and in-process listeners
+//! ([`net::Server`]), connects to them ([`net::connect`]), and keeps a
+//! client's connection open across the peer's restarts
+//! ([`net::Reconnecting`]) or a helper process running
+//! ([`net::Supervised`]):
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use packetstream::net::{ConnectionInfo, MemoryListener, Server};
+//! use packetstream::{Config, PacketConnection, Request};
+//! # fn main() -> Result<(), packetstream::Error> {
+//! let listener = MemoryListener::new(); // or .listen(addr) for sockets
+//! let connector = listener.connector();
+//! let server = Server::builder().listen_memory(listener).serve(|_: &ConnectionInfo| |rq: Request| rq.payload)?;
+//! server.spawn()?;
+//! let client = PacketConnection::new(connector.connect(Duration::from_secs(1))?, Config::default())?;
+//! assert_eq!(client.call(0, 0, b"in process".to_vec())?.payload, b"in process");
+//! client.close()?;
+//! server.shutdown(Instant::now() + Duration::from_secs(1));
+//! # Ok(()) }
+//! ```
+//!
 //! # Logging
 //!
 //! Through the `log` crate: every packet in and out at trace level (`->` and
@@ -216,6 +240,8 @@
 
 pub mod binary;
 pub mod ext;
+#[cfg(unix)]
+pub mod net;
 pub mod rpc;
 pub mod stream;
 pub mod wire;

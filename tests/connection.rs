@@ -1266,6 +1266,24 @@ mod extensions {
         Features::NONE.with(Feature::Quit)
     }
 
+    /// A server ends its requests first (ERQ to all its connections), then
+    /// closes each with a reason: the reason, a control request after the
+    /// ERQ, is still heard (the peer's ERQ refuses the application's
+    /// requests only).
+    #[test]
+    fn a_quit_reason_after_end_requests_still_reaches_the_peer() {
+        for kind in Kind::ALL {
+            let (client, server) = pair_with(kind, on(&kind.name('c')), on(&kind.name('s')), echo);
+            assert_eq!(server.wait_extensions(LONG), State::Agreed(basic()), "{kind:?}");
+            server.end_requests().expect("ERQ");
+            let closing = start_close_with(server, CloseOptions::new().reason("shutting down"));
+            client.join_recv_timeout(LONG).expect("the server's clean end");
+            assert_eq!(client.peer_quit_reason().as_deref(), Some("shutting down"), "{kind:?}");
+            let _ = close(client);
+            closing.result().expect("server close");
+        }
+    }
+
     #[test]
     fn both_on_agree_and_the_quit_reason_reaches_the_peer() {
         for kind in Kind::ALL {

@@ -23,7 +23,7 @@ use packetstream::{
     RequestError, Response, StreamOpenError, StreamOptions, WaitTimeoutError, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS,
 };
 use util::python::{
-    python, run_bounded, script, showing_stderr_on_failure, spawn_python, tail, PYTHON_WATCHDOG_SECONDS,
+    drain, python, run_bounded, script, showing_stderr_on_failure, spawn_python, tail, PYTHON_WATCHDOG_SECONDS,
 };
 use util::{unique_name, Rng};
 
@@ -487,4 +487,99 @@ fn keepalive_against_python_server() {
         assert_echo("after", call(&conn, 0, 2, b"after", "after"), 2, b"after");
         close_cleanly(conn, "echo_server.py");
     });
+}
+
+// ---------------------------------------------------------------------------
+// A Python client over a TCP socket's descriptor, against our servers
+
+/// Runs tcp_echo_client.py against `addr` (`args` added); its summary line.
+fn python_tcp_client(python: &Path, addr: std::net::SocketAddr, args: &[&str]) -> String {
+    let mut command = Command::new(python);
+    command.arg(script("tcp_echo_client.py")).arg(addr.ip().to_string()).arg(addr.port().to_string()).args(args);
+    command.env("PACKETSTREAM_TEST_WATCHDOG", PYTHON_WATCHDOG_SECONDS);
+    let run = run_bounded(command, PYTHON_CLIENT_TIMEOUT).expect("run tcp_echo_client.py");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let summary = stdout.lines().last().unwrap_or("").to_owned();
+    assert!(
+        run.status.is_some_and(|status| status.success()) && summary.starts_with("tcp_echo_client.py: ok "),
+        "tcp_echo_client.py against {addr}: {:?}\n{stdout}\n{}",
+        run.status,
+        tail(&run.stderr, 8192)
+    );
+    summary
+}
+
+#[test]
+fn python_client_over_tcp_against_tcp_echo_server() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let Some(python) = python("python_client_over_tcp_against_tcp_echo_server") else { return };
+    let mut server = Command::new(util::process::example("tcp_echo_server"))
+        .arg("127.0.0.1:0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start tcp_echo_server");
+    let mut stdout = BufReader::new(server.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the listening line");
+    let addr: std::net::SocketAddr = line
+        .trim_end()
+        .strip_prefix("listening on ")
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+    let summary = python_tcp_client(&python, addr, &[]);
+    println!("{summary}");
+    let calls: u64 = summary
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("calls="))
+        .and_then(|n| n.parse().ok())
+        .expect("calls=N in the summary");
+    // End of input: a graceful shutdown, the totals, status 0.
+    drop(server.stdin.take());
+    let rest = drain(stdout.into_inner());
+    let exited = util::wait_for(Duration::from_secs(30), || server.try_wait().ok().flatten().is_some());
+    if !exited {
+        let _ = server.kill();
+    }
+    let status = server.wait().expect("tcp_echo_server's status");
+    let rest = String::from_utf8_lossy(&rest.recv_timeout(Duration::from_secs(10)).unwrap_or_default()).into_owned();
+    assert!(status.success(), "tcp_echo_server exited with {status}: {rest}");
+    assert_eq!(rest.lines().last(), Some(format!("served connections=1 requests={calls}").as_str()), "{rest}");
+}
+
+#[test]
+fn keepalive_through_the_server_against_a_python_client() {
+    use packetstream::net::{ConnectionInfo, EndReason, Server, ServerConfig};
+    let Some(python) = python("keepalive_through_the_server_against_a_python_client") else { return };
+    let (ends_tx, ends) = crossbeam_channel::unbounded();
+    // A timeout of a second, as in keepalive_against_python_server.
+    let keepalive = Config::builder().keepalive(Duration::from_millis(100), Duration::from_secs(1));
+    let server = Server::builder()
+        .config(ServerConfig::builder().name(unique_name('i', 'K')).connection(keepalive))
+        .listen("127.0.0.1:0".parse().unwrap())
+        .on_end(move |_, reason| {
+            let _ = ends_tx.send(reason.clone());
+        })
+        .serve(|_: &ConnectionInfo| {
+            |rq: Request| -> Result<Response, Failure> {
+                match rq.rq_type {
+                    1 => Err(Failure::new("rq_type 1 always fails")),
+                    _ => Ok(Response { flags: rq.flags, payload: rq.payload }),
+                }
+            }
+        })
+        .expect("serve");
+    server.spawn().expect("accept");
+    let Some(packetstream::net::Addr::Tcp(addr)) = server.local_addrs().first().cloned() else {
+        panic!("a TCP address")
+    };
+    // Idle for two and a half keepalive timeouts: Python refuses every
+    // ping, which shows that it is there.
+    let summary = python_tcp_client(&python, addr, &["--idle", "2.5"]);
+    println!("{summary}");
+    let reason = ends.recv_timeout(Duration::from_secs(30)).expect("the end hook");
+    assert!(matches!(reason, EndReason::PeerClosed), "{reason:?}");
+    let report = server.shutdown(std::time::Instant::now() + Duration::from_secs(2));
+    assert!(report.problems.is_empty(), "{report:?}");
 }

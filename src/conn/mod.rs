@@ -449,6 +449,21 @@ impl PacketConnection {
         }
     }
 
+    /// A receiver that disconnects when reading ends, for the layers above
+    /// that watch many connections at once with one `Select` (a server)
+    /// instead of a thread blocked in [`join_recv`](Self::join_recv) each.
+    pub(crate) fn reading_ended(&self) -> Receiver<()> {
+        self.reading_done.clone()
+    }
+
+    /// What unblocks the threads on the transport (shuts a socket down,
+    /// kills a child), for a layer above that must end many connections
+    /// against one deadline: close interrupts only after its own deadline,
+    /// one connection at a time.
+    pub(crate) fn interrupter(&self) -> Option<Arc<dyn Fn() + Send + Sync>> {
+        self.open.as_ref().and_then(|open| open.hooks.lock().interrupt.clone())
+    }
+
     fn reading_outcome(&self) -> Result<(), ConnectionError> {
         self.serving.reading_outcome().unwrap_or(Err(ConnectionError::Closed))
     }

@@ -247,3 +247,24 @@ pub fn quiet_expected_panics() {
         }));
     });
 }
+
+/// A path for a Unix socket that no other test (or test process) uses,
+/// short enough for `sun_path`; nothing is created there.
+pub fn socket_path(role: &str) -> std::path::PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("ps-{}-{n}-{role}.sock", std::process::id()))
+}
+
+/// Whether this machine can listen on [::1]; if not, says so loudly on
+/// stderr (a line with SKIPPED) for `test`.
+pub fn ipv6_loopback(test: &str) -> bool {
+    match TcpListener::bind("[::1]:0") {
+        Ok(_) => true,
+        Err(error) => {
+            let line = format!("\n*** SKIPPED the IPv6 part of {test}: cannot listen on [::1]: {error}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            false
+        }
+    }
+}

@@ -186,3 +186,82 @@ fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
     }
     newest
 }
+
+/// The process's threads and fd count, to compare with after a test (which
+/// must hold [`alone`], so that no other test's threads or fds count).
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub threads: usize,
+    pub fds: usize,
+    names: Vec<String>,
+}
+
+/// Whether a thread is one the test harness runs a test on: those are
+/// named after the test (no `-`), and the harness may start one for the
+/// next test while this one runs (it then waits for [`alone`]). Every
+/// thread of the library, and an unnamed thread (named after the binary),
+/// has a `-`.
+fn is_test_thread(name: &str) -> bool {
+    !name.contains('-')
+}
+
+impl Baseline {
+    pub fn take() -> Baseline {
+        Baseline { threads: thread_count(), fds: fd_count(), names: thread_names() }
+    }
+
+    /// Threads now that were not there before, but for the test harness's.
+    fn new_threads(&self) -> Vec<String> {
+        let mut before = self.names.clone();
+        let mut new = Vec::new();
+        for name in thread_names() {
+            match before.iter().position(|known| *known == name) {
+                Some(at) => {
+                    before.swap_remove(at);
+                }
+                None if is_test_thread(&name) => {}
+                None => new.push(name),
+            }
+        }
+        new
+    }
+
+    /// Fails the test unless the fd count and the threads come back to the
+    /// baseline's within [`PROMPT`] (a joined thread can stay listed in
+    /// /proc for a moment).
+    pub fn assert_restored(&self, what: &str) {
+        let back = wait_for(PROMPT, || fd_count() <= self.fds && self.new_threads().is_empty());
+        assert!(
+            back,
+            "{what}: fds {} (were {}); threads that were not there: {:?}",
+            fd_count(),
+            self.fds,
+            self.new_threads()
+        );
+    }
+}
+
+/// Holds the process [`alone`] for a test and, when dropped at its end
+/// (declared first, it is dropped after everything else), fails the test
+/// unless the thread and fd counts are back to where they were.
+pub struct Clean {
+    what: &'static str,
+    before: Baseline,
+    _alone: std::sync::RwLockWriteGuard<'static, ()>,
+}
+
+impl Clean {
+    pub fn new(what: &'static str) -> Clean {
+        let alone = alone();
+        Clean { what, before: Baseline::take(), _alone: alone }
+    }
+}
+
+impl Drop for Clean {
+    fn drop(&mut self) {
+        // A test that failed already says why.
+        if !thread::panicking() {
+            self.before.assert_restored(self.what);
+        }
+    }
+}

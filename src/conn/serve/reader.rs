@@ -183,7 +183,10 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
         }
         Route::User | Route::Refuse => {}
     }
-    let refusal = if reading.peer_ended_requests {
+    // The control channel's requests are the extension mechanism's, not
+    // the application's: the peer's ERQ does not end them (a quit with a
+    // reason may follow an ERQ the application sent earlier).
+    let refusal = if reading.peer_ended_requests && route != Route::Control {
         Some("requests no longer allowed".to_owned())
     } else {
         match (route, &serving.serve) {
