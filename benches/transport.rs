@@ -1,36 +1,57 @@
-//! Transport benchmark: packetstream against a minimal hand-written baseline,
-//! between a parent and a child process over the child's stdin/stdout, and
-//! over a Unix socketpair inside one process.
+//! Transport benchmark: packetstream against hand-written baselines and
+//! limits, between a parent and a child process over the child's
+//! stdin/stdout, and over a Unix socketpair inside one process.
 //!
 //!     cargo bench --bench transport
 //!     PACKETSTREAM_BENCH_QUICK=1 cargo bench --bench transport     (a few seconds)
 //!
-//! Optional overrides: PACKETSTREAM_BENCH_ROUNDS (rounds per scenario) and
-//! PACKETSTREAM_BENCH_SECS (seconds per measured run).
+//! Optional overrides: PACKETSTREAM_BENCH_ROUNDS (rounds per scenario),
+//! PACKETSTREAM_BENCH_SECS (seconds per measured run) and
+//! PACKETSTREAM_BENCH_ONLY (a comma-separated list of the sections to run:
+//! pipes, pinned, socket, scaling, streams, grace, pause, costs, peaks).
 //!
 //! Scenarios, each with 16-byte payloads unless said otherwise:
 //! - A sequential: one caller, each call waits for its answer;
-//! - B pipelined: one caller keeping 64 requests outstanding;
+//! - B pipelined: one caller keeping 64 (or 512) requests outstanding;
 //! - C concurrent: 4 caller threads, each sequential;
 //! - D bulk: 1 MiB payloads echoed, sequential (MB/s of payload one way).
 //!
-//! The baseline frames each message as a 12-byte header (u32 payload length,
-//! u64 request id, little-endian) and the payload. Its parent side is a
-//! reader thread that matches answers by id to waiting callers (a mutex-held
-//! map of slots, each a mutex and a condvar); callers write under a mutex into
-//! a `BufWriter` and flush it only when they are about to block for an
-//! answer. Its child echoes in order through a `BufReader`/`BufWriter`,
-//! flushing whenever its input buffer is empty. Both sides use 64 KiB
-//! buffers, the size of a Linux pipe and of packetstream's read buffer.
+//! Comparators, all framing each message as a 12-byte header (u32 payload
+//! length, u64 request id, little-endian) and the payload:
+//! - the baseline: a reader thread in the parent matches answers by id to
+//!   waiting callers (a mutex-held map of slots, each a mutex and a
+//!   condvar); callers write under a mutex into a `BufWriter` and flush it
+//!   only when they are about to block for an answer; over Linux's default
+//!   64 KiB pipes, or over 1 MiB pipes as the library's;
+//! - the direct caller: one thread writes a request and reads its own
+//!   answer, with no reader thread and no locks to speak of, over 1 MiB
+//!   pipes: the limit for a sequential caller.
+//!
+//! Streams: a child pushes 16-byte, 64 KiB and 1 MiB items to the parent,
+//! on a packetstream stream, or as length-prefixed frames written by hand
+//! over a pipe of the same size.
+//!
+//! The echo child of every comparator is the same: it answers in order
+//! through a `BufReader`/`BufWriter`, flushing whenever its input buffer is
+//! empty. Buffers are 64 KiB, the size of packetstream's read buffer.
+//!
+//! Every measured run reports its figure and the CPU time (user + system)
+//! of the parent and the child process together per request, from the
+//! processes' CPU clocks (`clock_getcpuclockid`), read just before and
+//! after the timed part. The pinned configuration runs the same scenarios
+//! with the parent's main thread bound to one CPU before anything of the
+//! run starts, so that every thread and the child inherit the binding.
 //!
 //! Each scenario runs on a fresh connection (and child) per implementation
-//! and round; packetstream and the baseline alternate, and the medians of the
-//! rounds are printed with the median of the per-round ratios.
+//! and round; the order of the implementations rotates from round to round,
+//! and the medians of the rounds are printed with the median of the
+//! per-round ratios.
 //!
 //! The binary re-executes itself with a first argument of `__child`,
-//! `__hold` or `__peak` to act as an echo child, a peer that holds requests,
-//! or a process whose peak memory is measured. Without `--bench` (as under
-//! `cargo test --benches`) it runs the quick mode. It never asserts timings.
+//! `__push`, `__hold` or `__peak` to act as an echo child, a child pushing
+//! items, a peer that holds requests, or a process whose peak memory is
+//! measured. Without `--bench` (as under `cargo test --benches`) it runs
+//! the quick mode. It never asserts timings.
 
 // ---------------------------------------------------------------------------
 // Servers over TCP loopback: packetstream's `net::Server` against a
@@ -183,6 +204,7 @@ fn connect_call_close(imp: Impl, addr: SocketAddr, stamp: u64) {
             stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
             let _ = stream.read_to_end(&mut Vec::new());
         }
+        other => unreachable!("the server section measures ps and baseline only, not {other:?}"),
     }
 }
 
@@ -242,19 +264,21 @@ fn measure_server(imp: Impl, scenario: ServerScenario, plan: &Plan) -> f64 {
         }
         ServerScenario::Clients(n) => match imp {
             Impl::Ps => {
-                let clients: Vec<PsClient> = (0..n).map(|_| PsClient::open(Link::Tcp(server.addr))).collect();
+                let clients: Vec<PsClient> =
+                    (0..n).map(|_| PsClient::open(Link::Tcp(server.addr), Config::builder())).collect();
                 drive_clients(&clients, plan.warmup);
                 let figure = drive_clients(&clients, plan.time);
                 clients.into_iter().for_each(PsClient::finish);
                 figure
             }
             Impl::Raw => {
-                let clients: Vec<RawClient> = (0..n).map(|_| RawClient::open(Link::Tcp(server.addr))).collect();
+                let clients: Vec<RawClient> = (0..n).map(|_| RawClient::open(Link::Tcp(server.addr), false)).collect();
                 drive_clients(&clients, plan.warmup);
                 let figure = drive_clients(&clients, plan.time);
                 clients.into_iter().for_each(RawClient::finish);
                 figure
             }
+            other => unreachable!("the server section measures ps and baseline only, not {other:?}"),
         },
     };
     server.finish();
@@ -268,30 +292,31 @@ fn print_servers(plan: &Plan) {
         ServerScenario::Clients(16),
         ServerScenario::Clients(128),
     ];
-    let mut results: Vec<Comparison> =
-        scenarios.iter().map(|_| Comparison { ps: Vec::new(), raw: Vec::new() }).collect();
+    // Per scenario, the figures of packetstream and of the baseline, one per round.
+    let mut results: Vec<(Vec<f64>, Vec<f64>)> = scenarios.iter().map(|_| (Vec::new(), Vec::new())).collect();
     for round in 0..plan.rounds {
-        for (scenario, result) in scenarios.iter().zip(&mut results) {
+        for (scenario, (ps, raw)) in scenarios.iter().zip(&mut results) {
             let order = if round % 2 == 0 { [Impl::Ps, Impl::Raw] } else { [Impl::Raw, Impl::Ps] };
             for imp in order {
                 let figure = measure_server(imp, *scenario, plan);
-                match imp {
-                    Impl::Ps => result.ps.push(figure),
-                    Impl::Raw => result.raw.push(figure),
+                if imp == Impl::Ps {
+                    ps.push(figure);
+                } else {
+                    raw.push(figure);
                 }
             }
         }
     }
     println!("\nServers over TCP loopback (server in a child process; baseline: a thread per connection)");
     println!("{:<36} {:>14} {:>14} {:>7}  {:<13}", "scenario", "packetstream", "baseline", "ratio", "ratio range");
-    for (scenario, result) in scenarios.iter().zip(&results) {
-        let ratios = result.ratios();
+    for (scenario, (ps, raw)) in scenarios.iter().zip(&results) {
+        let ratios: Vec<f64> = ps.iter().zip(raw).map(|(ps, raw)| ps / raw).collect();
         let (lo, hi) = min_max(&ratios);
         println!(
             "{:<36} {:>14} {:>14} {:>7.3}  {:<13}",
             scenario.label(),
-            fmt_figure(median(&result.ps)),
-            fmt_figure(median(&result.raw)),
+            fmt_figure(median(ps)),
+            fmt_figure(median(raw)),
             median(&ratios),
             format!("{lo:.2}..{hi:.2}")
         );
@@ -325,17 +350,20 @@ fn scale_main(args: &[String]) -> Result<(), String> {
     let opened = Instant::now();
     let figures = match imp {
         Impl::Ps => {
-            let clients: Vec<PsClient> = (0..connections).map(|_| PsClient::open(Link::Tcp(server.addr))).collect();
+            let clients: Vec<PsClient> =
+                (0..connections).map(|_| PsClient::open(Link::Tcp(server.addr), Config::builder())).collect();
             let figures = hold(&clients, &server, secs, opened);
             clients.into_iter().for_each(PsClient::finish);
             figures
         }
         Impl::Raw => {
-            let clients: Vec<RawClient> = (0..connections).map(|_| RawClient::open(Link::Tcp(server.addr))).collect();
+            let clients: Vec<RawClient> =
+                (0..connections).map(|_| RawClient::open(Link::Tcp(server.addr), false)).collect();
             let figures = hold(&clients, &server, secs, opened);
             clients.into_iter().for_each(RawClient::finish);
             figures
         }
+        other => unreachable!("__scale runs ps or raw, not {other:?}"),
     };
     server.finish();
     println!(
@@ -441,9 +469,9 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, IoSlice, IoSliceMut, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
@@ -451,7 +479,10 @@ use std::time::{Duration, Instant};
 
 use packetstream::net::{self, Addr, ConnectionInfo, Server, ServerConfig};
 use packetstream::wire::{self, Control};
-use packetstream::{Config, ConfigBuilder, Handler, Packet, PacketConnection, Pending, Request, Response, Transport};
+use packetstream::{
+    Config, ConfigBuilder, Handler, Packet, PacketConnection, Pending, Request, Response, Stream, StreamOptions,
+    StreamReceiver, StreamSendError, Transport,
+};
 
 // ---------------------------------------------------------------------------
 // Counting: allocations, read and write calls.
@@ -592,6 +623,152 @@ fn vm_kib(field: &str) -> u64 {
 }
 
 // ---------------------------------------------------------------------------
+// CPU clocks, pipe sizes, CPU affinity.
+
+/// The size the library asks for on the pipes it creates (Linux's limit for
+/// an unprivileged process), given to the comparators that should have the
+/// same pipes.
+const WIDE_PIPE: usize = 1 << 20;
+
+/// The CPU time, user and system, that process `pid` (or this one) has
+/// spent, in nanoseconds: every thread, the exited ones too. A process CPU
+/// clock is exact to the nanosecond and readable while the child lives,
+/// which a child that serves a warm-up before the timed part needs:
+/// `RUSAGE_CHILDREN` would come only after its exit, with the warm-up and
+/// start-up in it, and `/proc/PID/stat` counts in 10 ms ticks.
+#[cfg(target_os = "linux")]
+fn cpu_ns(pid: Option<u32>) -> u64 {
+    let mut clock = libc::CLOCK_PROCESS_CPUTIME_ID;
+    if let Some(pid) = pid {
+        let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+        // SAFETY: `clock` is a valid place for the clock id.
+        let rc = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
+        assert_eq!(rc, 0, "no CPU clock for process {pid}: error {rc}");
+    }
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid place for the time.
+    let rc = unsafe { libc::clock_gettime(clock, &mut now) };
+    assert_eq!(rc, 0, "clock_gettime: {}", io::Error::last_os_error());
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cpu_ns(_: Option<u32>) -> u64 {
+    0
+}
+
+/// Where the CPU clocks of this process and of a child stood.
+struct CpuMark {
+    child: Option<u32>,
+    ns: u64,
+}
+
+impl CpuMark {
+    fn now(child: Option<u32>) -> CpuMark {
+        CpuMark { child, ns: cpu_ns(None) + child.map_or(0, |pid| cpu_ns(Some(pid))) }
+    }
+
+    /// CPU nanoseconds spent by both since the mark.
+    fn spent(&self) -> u64 {
+        CpuMark::now(self.child).ns.saturating_sub(self.ns)
+    }
+}
+
+/// Gives a pipe the library's size; the comparators that need it cannot do
+/// without, so a refusal ends the benchmark.
+#[cfg(target_os = "linux")]
+fn widen_pipe(fd: &impl AsRawFd) {
+    let wanted = libc::c_int::try_from(WIDE_PIPE).expect("fits an int");
+    // SAFETY: fcntl on a descriptor `fd` keeps open; F_SETPIPE_SZ takes an
+    // int and touches no memory of ours.
+    let size = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, wanted) };
+    assert!(size >= wanted, "could not make a pipe {WIDE_PIPE} bytes: {}", io::Error::last_os_error());
+}
+
+#[cfg(not(target_os = "linux"))]
+fn widen_pipe(_: &impl AsRawFd) {}
+
+/// While alive, the calling thread is bound to one CPU; whatever it starts
+/// meanwhile (threads, child processes) inherits the binding. Dropping it
+/// restores the thread's previous set.
+struct Pinned {
+    cpu: usize,
+    #[cfg(target_os = "linux")]
+    previous: libc::cpu_set_t,
+}
+
+#[cfg(target_os = "linux")]
+impl Pinned {
+    /// Binds to the lowest CPU the thread may run on (CPU 0 unless the
+    /// benchmark was started bound elsewhere), as `taskset -c 0` would.
+    fn lowest() -> Pinned {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: an all-zero cpu_set_t is an empty set.
+        let mut previous: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `previous` is a cpu_set_t of `size` bytes.
+        let rc = unsafe { libc::sched_getaffinity(0, size, &mut previous) };
+        assert_eq!(rc, 0, "sched_getaffinity: {}", io::Error::last_os_error());
+        // SAFETY: CPU_ISSET reads within the set for any index below CPU_SETSIZE.
+        let cpu = (0..libc::CPU_SETSIZE as usize)
+            .find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &previous) })
+            .expect("the thread may run on some CPU");
+        // SAFETY: as above.
+        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `cpu` is below CPU_SETSIZE.
+        unsafe { libc::CPU_SET(cpu, &mut one) };
+        // SAFETY: `one` is a cpu_set_t of `size` bytes.
+        let rc = unsafe { libc::sched_setaffinity(0, size, &one) };
+        assert_eq!(rc, 0, "sched_setaffinity: {}", io::Error::last_os_error());
+        Pinned { cpu, previous }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        // SAFETY: `previous` is a cpu_set_t of the size given.
+        let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.previous) };
+        assert_eq!(rc, 0, "sched_setaffinity: {}", io::Error::last_os_error());
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Pinned {
+    fn lowest() -> Pinned {
+        panic!("the pinned configuration needs Linux's sched_setaffinity")
+    }
+}
+
+impl Pinned {
+    /// Checks that every thread of process `pid` (or of this one) is bound
+    /// to the pinned CPU: a thread started before the binding, or a child
+    /// started another way, would make the pinned figures a lie.
+    fn check(&self, pid: Option<u32>) {
+        let dir = pid.map_or_else(|| "/proc/self/task".to_owned(), |pid| format!("/proc/{pid}/task"));
+        let want = self.cpu.to_string();
+        for task in fs::read_dir(&dir).expect("the process's threads").flatten() {
+            // A thread may end between the listing and the read.
+            let Ok(status) = fs::read_to_string(task.path().join("status")) else { continue };
+            let allowed = status.lines().find_map(|line| line.strip_prefix("Cpus_allowed_list:")).map(str::trim);
+            assert_eq!(allowed, Some(want.as_str()), "thread {:?} of {dir} is not pinned", task.file_name());
+        }
+    }
+}
+
+/// The one child process of this process: the library's `Transport::spawn`
+/// keeps its `Child` to itself, and every earlier run's child has been
+/// reaped.
+fn only_child() -> u32 {
+    let mut children = Vec::new();
+    for task in fs::read_dir("/proc/self/task").expect("this process's threads").flatten() {
+        let listed = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        children.extend(listed.split_whitespace().filter_map(|pid| pid.parse::<u32>().ok()));
+    }
+    assert_eq!(children.len(), 1, "expected one child process, found {children:?}");
+    children[0]
+}
+
+// ---------------------------------------------------------------------------
 // What every benchmarked implementation offers.
 
 const SMALL: usize = 16;
@@ -636,25 +813,32 @@ struct PsClient {
     conn: PacketConnection,
     server: Option<thread::JoinHandle<()>>,
     child: Option<Child>,
+    /// The child the library started, if any.
+    pid: Option<u32>,
 }
 
 impl PsClient {
-    fn open(link: Link) -> PsClient {
+    /// This end with `config`, the peer an echo server with the defaults.
+    fn open(link: Link, config: ConfigBuilder) -> PsClient {
         match link {
-            Link::Pipes => {
-                let mut command = self_command(&["__child", "ps"]);
-                let transport = Transport::spawn(&mut command).expect("start the packetstream echo child");
-                let conn = PacketConnection::new(transport, Config::default()).expect("start packetstream");
-                PsClient { conn, server: None, child: None }
-            }
-            Link::SocketPair => PsClient::open_socketpair(Config::builder()),
+            Link::Pipes => PsClient::spawn("ps", config),
+            Link::SocketPair => PsClient::open_socketpair(config),
             Link::Tcp(addr) => {
                 let transport = net::connect(&Addr::Tcp(addr), Duration::from_secs(10)).expect("connect");
-                let config = Config::builder().name("ps").thread_stack_size(CLIENT_STACK);
-                let conn = PacketConnection::new(transport, config).expect("start packetstream");
-                PsClient { conn, server: None, child: None }
+                let conn = PacketConnection::new(transport, config.name("ps").thread_stack_size(CLIENT_STACK))
+                    .expect("start packetstream");
+                PsClient { conn, server: None, child: None, pid: None }
             }
         }
+    }
+
+    /// Over the pipes of a child (`__child KIND`) that the library starts.
+    fn spawn(kind: &str, config: ConfigBuilder) -> PsClient {
+        let mut command = self_command(&["__child", kind]);
+        let transport = Transport::spawn(&mut command).expect("start the packetstream child");
+        let pid = Some(only_child());
+        let conn = PacketConnection::new(transport, config).expect("start packetstream");
+        PsClient { conn, server: None, child: None, pid }
     }
 
     /// Client and echo server in this process over a Unix socketpair, both
@@ -679,7 +863,7 @@ impl PsClient {
         });
         let transport = Transport::unix(client_end).expect("client transport");
         let conn = PacketConnection::new(transport, config).expect("start packetstream");
-        PsClient { conn, server: Some(server), child: None }
+        PsClient { conn, server: Some(server), child: None, pid: None }
     }
 
     /// Over a child's pipes, with every read and write counted, and the
@@ -694,8 +878,9 @@ impl PsClient {
         let output = Counted(child.stdin.take().expect("piped stdin"));
         // A short name, so that thread names ("ps-writer") are not cut.
         let config = Config::builder().name("ps");
+        let pid = Some(child.id());
         let conn = PacketConnection::new(Transport::new(input, output), config).expect("start packetstream");
-        PsClient { conn, server: None, child: Some(child) }
+        PsClient { conn, server: None, child: Some(child), pid }
     }
 
     fn finish(self) {
@@ -728,13 +913,37 @@ impl Echo for PsClient {
 
 /// Serves echo over `transport` until the peer ends; returns how many
 /// requests it answered.
-fn serve_ps(transport: Transport, config: ConfigBuilder) -> Result<u64, packetstream::Error> {
-    let conn = PacketConnection::with_handler(transport, config, echo_handler)?;
+fn serve_ps(transport: Transport, config: ConfigBuilder, handler: impl Handler) -> Result<u64, packetstream::Error> {
+    let conn = PacketConnection::with_handler(transport, config, handler)?;
     let received = conn.join_recv();
     let served = conn.stats().requests_in;
     conn.close()?;
     received?;
     Ok(served)
+}
+
+/// The serving end of a stream benchmark: a stream's first 8 payload bytes
+/// give the item size; items of that size, each stamped with its number,
+/// go to the caller until it stops the stream. Any other request is echoed.
+fn push_handler(rq: Request) -> Result<Response, String> {
+    let Some(out) = rq.context().take_sender() else {
+        return Ok(echo_handler(rq));
+    };
+    let size = rq.payload.get(..8).ok_or("no item size")?;
+    let size = u64::from_le_bytes(size.try_into().expect("8 bytes")) as usize;
+    let mut sent = 0u64;
+    loop {
+        // The API takes each item as a Vec of its own, so a producer makes
+        // one per item: its cost belongs to the comparison.
+        let mut item = vec![0xc3; size];
+        item[..8].copy_from_slice(&sent.to_le_bytes());
+        match out.send(item) {
+            Ok(()) => sent += 1,
+            Err(StreamSendError::Ended(_)) => break,
+            Err(other) => return Err(other.to_string()),
+        }
+    }
+    Ok(Response { flags: 0, payload: sent.to_le_bytes().to_vec() })
 }
 
 // ---------------------------------------------------------------------------
@@ -814,16 +1023,12 @@ impl RawClient {
         }
     }
 
-    fn open(link: Link) -> RawClient {
+    /// Over pipes (1 MiB ones if `wide`) to an echo child, or over a
+    /// socketpair to an echo thread.
+    fn open(link: Link, wide: bool) -> RawClient {
         match link {
             Link::Pipes => {
-                let mut child = self_command(&["__child", "raw"])
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .expect("start the baseline echo child");
-                let input = child.stdout.take().expect("piped stdout");
-                let output = child.stdin.take().expect("piped stdin");
+                let (child, input, output) = raw_child(wide);
                 let mut client = RawClient::new(Box::new(input), Box::new(output));
                 client.child = Some(child);
                 client
@@ -921,6 +1126,89 @@ impl Echo for RawClient {
     }
 }
 
+/// The baseline's echo child and its pipes, of the library's size if
+/// `wide`.
+fn raw_child(wide: bool) -> (Child, ChildStdout, ChildStdin) {
+    let mut child = self_command(&["__child", "raw"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the baseline echo child");
+    let input = child.stdout.take().expect("piped stdout");
+    let output = child.stdin.take().expect("piped stdin");
+    if wide {
+        widen_pipe(&input);
+        widen_pipe(&output);
+    }
+    (child, input, output)
+}
+
+/// The direct caller: one thread writes a request and reads its answer
+/// itself, with no reader thread, over 1 MiB pipes to the baseline's echo
+/// child. Answers come in order, so a ticket is only the buffer the answer
+/// is read into (the request's own: nothing is allocated per call).
+struct DirectClient {
+    io: Mutex<DirectIo>,
+    child: Child,
+}
+
+struct DirectIo {
+    input: BufReader<ChildStdout>,
+    output: ChildStdin,
+    next_id: u64,
+}
+
+impl DirectClient {
+    fn open() -> DirectClient {
+        let (child, input, output) = raw_child(true);
+        let io = DirectIo { input: BufReader::with_capacity(BASELINE_BUFFER, input), output, next_id: 0 };
+        DirectClient { io: Mutex::new(io), child }
+    }
+
+    fn finish(self) {
+        let DirectClient { io, mut child } = self;
+        // Closing its stdin ends the child.
+        drop(io);
+        let status = child.wait().expect("wait for the echo child");
+        assert!(status.success(), "baseline echo child: {status}");
+    }
+}
+
+/// Writes header and payload in one system call where the pipe takes them.
+fn write_frame(output: &mut impl Write, header: &[u8], payload: &[u8]) -> io::Result<()> {
+    let mut slices = [IoSlice::new(header), IoSlice::new(payload)];
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match output.write_vectored(slices)? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => IoSlice::advance_slices(&mut slices, n),
+        }
+    }
+    Ok(())
+}
+
+impl Echo for DirectClient {
+    type Ticket = Vec<u8>;
+
+    fn submit(&self, payload: Vec<u8>) -> Vec<u8> {
+        let mut io = self.io.lock().expect("direct caller lock");
+        let id = io.next_id;
+        io.next_id += 1;
+        write_frame(&mut io.output, &baseline_header(payload.len(), id), &payload).expect("direct write");
+        payload
+    }
+
+    fn wait(&self, mut buffer: Vec<u8>) -> Vec<u8> {
+        let mut io = self.io.lock().expect("direct caller lock");
+        let mut header = [0; 12];
+        io.input.read_exact(&mut header).expect("direct read");
+        let (len, _) = parse_header(&header);
+        buffer.resize(len, 0);
+        io.input.read_exact(&mut buffer).expect("direct read");
+        buffer
+    }
+}
+
 /// The baseline's parent reader thread: hands each answer to its caller.
 fn raw_reader(mut input: BufReader<Box<dyn Read + Send>>, waiting: &Mutex<RawWaiting>) {
     let mut header = [0; 12];
@@ -995,7 +1283,8 @@ fn stdio_files() -> io::Result<(File, File)> {
     Ok((input, output))
 }
 
-/// `__child ps|raw [--max BYTES] [--stats PATH]`: an echo server on stdio.
+/// `__child ps|ps-stream|raw [--max BYTES] [--stats PATH]`: an echo server
+/// on stdio (`ps-stream`: with extensions, pushing items on a stream).
 /// With `--stats` it counts its reads, writes and allocations and writes
 /// them to PATH at the end.
 fn child_main(args: &[String]) -> Result<(), String> {
@@ -1026,7 +1315,12 @@ fn child_main(args: &[String]) -> Result<(), String> {
             } else {
                 Transport::stdio().map_err(|e| e.to_string())?
             };
-            serve_ps(transport, config).map_err(|e| e.to_string())?
+            serve_ps(transport, config, echo_handler).map_err(|e| e.to_string())?
+        }
+        "ps-stream" => {
+            let config = Config::builder().name("push").extensions(true);
+            let transport = Transport::stdio().map_err(|e| e.to_string())?;
+            serve_ps(transport, config, push_handler).map_err(|e| e.to_string())?
         }
         "raw" => {
             let (input, output) = stdio_files().map_err(|e| e.to_string())?;
@@ -1044,6 +1338,29 @@ fn child_main(args: &[String]) -> Result<(), String> {
         );
         fs::write(&path, line).map_err(|e| format!("{path}: {e}"))?;
     }
+    Ok(())
+}
+
+/// `__push SIZE`: the stream baseline's child: frames of a u32 length and
+/// an item of SIZE bytes stamped with its number, written to stdout until
+/// the reader goes away.
+fn push_main(args: &[String]) -> Result<(), String> {
+    let size: usize = args.first().ok_or("no item size")?.parse().map_err(|e| format!("item size: {e}"))?;
+    let (_, output) = stdio_files().map_err(|e| e.to_string())?;
+    let mut output = BufWriter::with_capacity(BASELINE_BUFFER, output);
+    let header = u32::try_from(size).map_err(|e| e.to_string())?.to_le_bytes();
+    let mut item = vec![0xc3; size];
+    for n in 0u64.. {
+        item[..8].copy_from_slice(&n.to_le_bytes());
+        match output.write_all(&header).and_then(|()| output.write_all(&item)) {
+            Ok(()) => {}
+            // The reader's end of the benchmark.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    // What is still buffered has no reader: drop it unflushed.
+    drop(output.into_parts());
     Ok(())
 }
 
@@ -1190,13 +1507,14 @@ fn peak_main(args: &[String]) -> Result<(), String> {
                             .map_err(|e| e.to_string())?,
                         server: None,
                         child: None,
+                        pid: None,
                     };
                     start = vm_kib("VmRSS");
                     run(&|p| client.call(p), payload);
                     client.finish();
                 }
                 "raw" => {
-                    let client = RawClient::open(Link::Pipes);
+                    let client = RawClient::open(Link::Pipes, false);
                     start = vm_kib("VmRSS");
                     run(&|p| client.call(p), payload);
                     client.finish();
@@ -1221,13 +1539,48 @@ enum Link {
     Tcp(SocketAddr),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// What is measured: the library, or one of the comparators.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Impl {
+    /// packetstream, `Config::default()` at both ends.
     Ps,
+    /// packetstream, the caller's end with `wait_spin(0)`.
+    PsNoSpin,
+    /// The baseline with a reader thread, over Linux's default pipes.
     Raw,
+    /// The baseline with a reader thread, over 1 MiB pipes.
+    RawWide,
+    /// The direct caller, over 1 MiB pipes.
+    Direct,
 }
 
-#[derive(Clone, Copy)]
+impl Impl {
+    const ALL: [Impl; 5] = [Impl::Ps, Impl::PsNoSpin, Impl::Raw, Impl::RawWide, Impl::Direct];
+
+    fn label(self) -> &'static str {
+        match self {
+            Impl::Ps => "ps",
+            Impl::PsNoSpin => "ps spin0",
+            Impl::Raw => "baseline",
+            Impl::RawWide => "baseline 1M",
+            Impl::Direct => "direct 1M",
+        }
+    }
+
+    /// The name `__run` takes.
+    fn parse(name: &str) -> Option<Impl> {
+        Some(match name {
+            "ps" => Impl::Ps,
+            "ps-spin0" => Impl::PsNoSpin,
+            "raw" => Impl::Raw,
+            "raw-1m" => Impl::RawWide,
+            "direct" => Impl::Direct,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Scenario {
     Sequential,
     Pipelined(usize),
@@ -1245,11 +1598,21 @@ impl Scenario {
         }
     }
 
-    fn target(self) -> Option<f64> {
+    fn short(self) -> String {
         match self {
-            Scenario::Sequential => Some(0.75),
-            Scenario::Pipelined(_) | Scenario::Concurrent(_) => Some(0.8),
-            Scenario::Bulk => Some(0.9),
+            Scenario::Sequential => "A seq (calls/s)".into(),
+            Scenario::Pipelined(window) => format!("B x{window} (req/s)"),
+            Scenario::Concurrent(threads) => format!("C {threads} thr (req/s)"),
+            Scenario::Bulk => "D 1 MiB (MB/s)".into(),
+        }
+    }
+
+    fn letter(self) -> String {
+        match self {
+            Scenario::Sequential => "A".into(),
+            Scenario::Pipelined(window) => format!("B x{window}"),
+            Scenario::Concurrent(threads) => format!("C x{threads}"),
+            Scenario::Bulk => "D".into(),
         }
     }
 }
@@ -1354,37 +1717,164 @@ fn bulk<E: Echo>(echo: &E, time: Duration) -> Sample {
     Sample { ops: n, all_ops: n, bytes: n * BULK as u64, secs: start.elapsed().as_secs_f64() }
 }
 
-/// One measured run on a fresh connection: a short warm-up, then `time`.
-fn measure_once(imp: Impl, link: Link, scenario: Scenario, plan: &Plan) -> f64 {
-    fn on<E: Echo>(echo: &E, scenario: Scenario, plan: &Plan) -> f64 {
-        drive(echo, scenario, plan.warmup);
-        drive(echo, scenario, plan.time).figure(scenario)
-    }
+/// What one measured run gave: its figure (calls/s, req/s, MB/s) and the
+/// CPU time of both processes per operation.
+#[derive(Clone, Copy)]
+struct Measured {
+    figure: f64,
+    cpu_us: f64,
+}
+
+/// Drives `scenario` for the warm-up, then for `time` between two reads of
+/// the CPU clocks of this process and of `child`.
+fn measure_on<E: Echo>(echo: &E, child: Option<u32>, scenario: Scenario, time: Duration, plan: &Plan) -> Measured {
+    drive(echo, scenario, plan.warmup);
+    let mark = CpuMark::now(child);
+    let sample = drive(echo, scenario, time);
+    // Every operation counted, including those drained after the deadline,
+    // since their CPU time is in the clocks.
+    let cpu_us = mark.spent() as f64 / 1e3 / sample.all_ops as f64;
+    Measured { figure: sample.figure(scenario), cpu_us }
+}
+
+/// One measured run on a fresh connection (and child): a short warm-up,
+/// then `time`. Pinned, the binding is made before anything of the run
+/// starts and checked on every thread of both processes at its end.
+fn measure_once(imp: Impl, link: Link, scenario: Scenario, time: Duration, pinned: bool, plan: &Plan) -> Measured {
+    let pin = pinned.then(Pinned::lowest);
+    let check = |child: Option<u32>| {
+        if let Some(pin) = &pin {
+            pin.check(None);
+            if child.is_some() {
+                pin.check(child);
+            }
+        }
+    };
     match imp {
-        Impl::Ps => {
-            let client = PsClient::open(link);
-            let figure = on(&client, scenario, plan);
+        Impl::Ps | Impl::PsNoSpin => {
+            let config = match imp {
+                Impl::PsNoSpin => Config::builder().wait_spin(Duration::ZERO),
+                _ => Config::builder(),
+            };
+            let client = PsClient::open(link, config);
+            let measured = measure_on(&client, client.pid, scenario, time, plan);
+            check(client.pid);
             client.finish();
-            figure
+            measured
         }
-        Impl::Raw => {
-            let client = RawClient::open(link);
-            let figure = on(&client, scenario, plan);
+        Impl::Raw | Impl::RawWide => {
+            let client = RawClient::open(link, imp == Impl::RawWide);
+            let pid = client.child.as_ref().map(Child::id);
+            let measured = measure_on(&client, pid, scenario, time, plan);
+            check(pid);
             client.finish();
-            figure
+            measured
+        }
+        Impl::Direct => {
+            assert!(link == Link::Pipes, "the direct caller runs over pipes only");
+            let client = DirectClient::open();
+            let pid = Some(client.child.id());
+            let measured = measure_on(&client, pid, scenario, time, plan);
+            check(pid);
+            client.finish();
+            measured
         }
     }
 }
 
-struct Comparison {
-    ps: Vec<f64>,
-    raw: Vec<f64>,
+/// One line of a comparison: `lib` against `base` in `scenario`, with the
+/// targets it is judged against (a least ratio of the figures, a most
+/// ratio of the CPU time per operation).
+#[derive(Clone, Copy)]
+struct Versus {
+    scenario: Scenario,
+    lib: Impl,
+    base: Impl,
+    target: Option<f64>,
+    cpu_target: Option<f64>,
 }
 
-impl Comparison {
-    fn ratios(&self) -> Vec<f64> {
-        self.ps.iter().zip(&self.raw).map(|(p, r)| p / r).collect()
+impl Versus {
+    fn new(scenario: Scenario, lib: Impl, base: Impl) -> Versus {
+        Versus { scenario, lib, base, target: None, cpu_target: None }
     }
+
+    fn target(self, target: impl Into<Option<f64>>) -> Versus {
+        Versus { target: target.into(), ..self }
+    }
+
+    fn cpu_target(self, target: impl Into<Option<f64>>) -> Versus {
+        Versus { cpu_target: target.into(), ..self }
+    }
+}
+
+/// The performance issue's comparisons over pipes. Unpinned, each with its
+/// own targets; pinned to one CPU, every line with a target must reach
+/// 0.75 of the same comparator (and CPU time has no target).
+fn limit_rows(pinned: bool) -> Vec<Versus> {
+    use Impl::*;
+    use Scenario::*;
+    let at_least = |unpinned: f64| if pinned { 0.75 } else { unpinned };
+    let cpu_at_most = |unpinned: f64| (!pinned).then_some(unpinned);
+    vec![
+        Versus::new(Sequential, Ps, Direct).target(at_least(0.9)).cpu_target(cpu_at_most(1.5)),
+        Versus::new(Sequential, PsNoSpin, Direct).target(0.75),
+        Versus::new(Sequential, Ps, Raw),
+        Versus::new(Pipelined(64), Ps, Raw).target(at_least(1.0)).cpu_target(cpu_at_most(1.3)),
+        Versus::new(Pipelined(64), PsNoSpin, Raw),
+        Versus::new(Pipelined(512), Ps, Raw).target(at_least(0.9)),
+        Versus::new(Pipelined(512), PsNoSpin, Raw),
+        Versus::new(Concurrent(4), Ps, Raw).target(at_least(1.0)),
+        Versus::new(Concurrent(4), PsNoSpin, Raw),
+        // "Raw framing over 1 MiB pipes" fits both 1 MiB comparators: both
+        // are judged.
+        Versus::new(Bulk, Ps, RawWide).target(at_least(0.9)).cpu_target(cpu_at_most(1.2)),
+        Versus::new(Bulk, Ps, Direct).target(at_least(0.9)).cpu_target(cpu_at_most(1.2)),
+        Versus::new(Bulk, Ps, Raw),
+        Versus::new(Bulk, PsNoSpin, RawWide),
+    ]
+}
+
+/// Every run, by scenario and implementation, in round order: the runs of
+/// one round share an index.
+type Runs = HashMap<(Scenario, Impl), Vec<Measured>>;
+
+/// The scenarios of `rows` and, for each, the implementations it needs.
+fn scenarios_of(rows: &[Versus]) -> Vec<(Scenario, Vec<Impl>)> {
+    let mut plan: Vec<(Scenario, Vec<Impl>)> = Vec::new();
+    for row in rows {
+        let at = match plan.iter().position(|(scenario, _)| *scenario == row.scenario) {
+            Some(at) => at,
+            None => {
+                plan.push((row.scenario, Vec::new()));
+                plan.len() - 1
+            }
+        };
+        for imp in [row.lib, row.base] {
+            if !plan[at].1.contains(&imp) {
+                plan[at].1.push(imp);
+            }
+        }
+    }
+    plan
+}
+
+/// Runs what `rows` compare, `rounds` times; within a round each scenario's
+/// implementations run back to back, in an order that rotates from round to
+/// round, so that none always goes first.
+fn run_rows(rows: &[Versus], link: Link, pinned: bool, rounds: usize, time: Duration, plan: &Plan) -> Runs {
+    let mut runs = Runs::new();
+    let scenarios = scenarios_of(rows);
+    for round in 0..rounds {
+        for (scenario, impls) in &scenarios {
+            for k in 0..impls.len() {
+                let imp = impls[(round + k) % impls.len()];
+                let measured = measure_once(imp, link, *scenario, time, pinned, plan);
+                runs.entry((*scenario, imp)).or_default().push(measured);
+            }
+        }
+    }
+    runs
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -1402,24 +1892,76 @@ fn min_max(values: &[f64]) -> (f64, f64) {
     values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
 }
 
-/// Runs every scenario `rounds` times, packetstream and baseline
-/// alternating which goes first.
-fn compare(link: Link, scenarios: &[Scenario], rounds: usize, plan: &Plan) -> Vec<Comparison> {
-    let mut results: Vec<Comparison> =
-        scenarios.iter().map(|_| Comparison { ps: Vec::new(), raw: Vec::new() }).collect();
-    for round in 0..rounds {
-        for (scenario, result) in scenarios.iter().zip(&mut results) {
-            let order = if round % 2 == 0 { [Impl::Ps, Impl::Raw] } else { [Impl::Raw, Impl::Ps] };
-            for imp in order {
-                let figure = measure_once(imp, link, *scenario, plan);
-                match imp {
-                    Impl::Ps => result.ps.push(figure),
-                    Impl::Raw => result.raw.push(figure),
+/// "1.234  0.98..1.40": the median of per-round ratios and their range.
+fn ratio_cells(ratios: &[f64]) -> (f64, String) {
+    let (lo, hi) = min_max(ratios);
+    (median(ratios), format!("{lo:.2}..{hi:.2}"))
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+/// Two tables: the median figure and CPU time of every implementation, and
+/// the comparisons with their per-round ratios and targets.
+fn print_rows(title: &str, rows: &[Versus], runs: &Runs) {
+    let scenarios = scenarios_of(rows);
+    let impls: Vec<Impl> = Impl::ALL.into_iter().filter(|imp| runs.keys().any(|(_, i)| i == imp)).collect();
+    println!("\n{title}");
+    println!("Medians: figure / CPU us per operation (parent and child processes together)");
+    print!("{:<18}", "scenario");
+    for imp in &impls {
+        print!(" {:>20}", imp.label());
+    }
+    println!();
+    for (scenario, _) in &scenarios {
+        print!("{:<18}", scenario.short());
+        for imp in &impls {
+            let cell = match runs.get(&(*scenario, *imp)) {
+                Some(runs) => {
+                    let figure = median(&runs.iter().map(|m| m.figure).collect::<Vec<_>>());
+                    let cpu = median(&runs.iter().map(|m| m.cpu_us).collect::<Vec<_>>());
+                    format!("{} / {cpu:.2}", fmt_figure(figure))
                 }
+                None => "-".into(),
+            };
+            print!(" {cell:>20}");
+        }
+        println!();
+        if let Scenario::Sequential = scenario {
+            print!("{:<18}", "  mean call (us)");
+            for imp in &impls {
+                let cell = runs.get(&(*scenario, *imp)).map_or_else(
+                    || "-".to_owned(),
+                    |runs| format!("{:.1}", 1e6 / median(&runs.iter().map(|m| m.figure).collect::<Vec<_>>())),
+                );
+                print!(" {cell:>20}");
             }
+            println!();
         }
     }
-    results
+    println!(
+        "{:<30} {:>7}  {:<11} {:<15} {:>9}  {:<11} cpu target",
+        "comparison (lib / comparator)", "ratio", "range", "target", "cpu ratio", "range"
+    );
+    for row in rows {
+        let (Some(lib), Some(base)) = (runs.get(&(row.scenario, row.lib)), runs.get(&(row.scenario, row.base))) else {
+            continue;
+        };
+        let per_round = |f: fn(&Measured) -> f64| lib.iter().zip(base).map(|(l, b)| f(l) / f(b)).collect::<Vec<_>>();
+        let (ratio, range) = ratio_cells(&per_round(|m| m.figure));
+        let (cpu_ratio, cpu_range) = ratio_cells(&per_round(|m| m.cpu_us));
+        let target = row.target.map_or_else(String::new, |t| format!(">= {t:.2} {}", verdict(ratio >= t)));
+        let cpu_target = row.cpu_target.map_or_else(String::new, |t| format!("<= {t:.2} {}", verdict(cpu_ratio <= t)));
+        println!(
+            "{:<30} {ratio:>7.3}  {range:<11} {target:<15} {cpu_ratio:>9.3}  {cpu_range:<11} {cpu_target}",
+            format!("{}: {} / {}", row.scenario.letter(), row.lib.label(), row.base.label()),
+        );
+    }
 }
 
 /// 1234567.8 -> "1,234,568"; small figures keep a decimal.
@@ -1438,42 +1980,147 @@ fn fmt_figure(value: f64) -> String {
     out
 }
 
-fn print_comparison(title: &str, scenarios: &[Scenario], results: &[Comparison], with_targets: bool) {
-    println!("\n{title}");
-    println!(
-        "{:<36} {:>14} {:>14} {:>7}  {:<13} {}",
-        "scenario",
-        "packetstream",
-        "baseline",
-        "ratio",
-        "ratio range",
-        if with_targets { "target" } else { "" }
-    );
-    for (scenario, result) in scenarios.iter().zip(results) {
-        let ratios = result.ratios();
-        let (lo, hi) = min_max(&ratios);
-        let ratio = median(&ratios);
-        let target = match (with_targets, scenario.target()) {
-            (true, Some(target)) => {
-                format!(">= {target:.2} {}", if ratio >= target { "met" } else { "MISSED" })
+// ---------------------------------------------------------------------------
+// Streams: items pushed by a child to the parent.
+
+/// Who pushes a stream's items, child to parent over the child's stdout.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Pusher {
+    /// A packetstream stream, the caller granting this window (items, bytes).
+    Ps(u64, u64),
+    /// The baseline: length-prefixed frames over a pipe of the library's size.
+    Raw,
+}
+
+impl Pusher {
+    fn label(self) -> String {
+        match self {
+            Pusher::Ps(items, bytes) => format!("ps window {items}/{}", fmt_bytes(bytes)),
+            Pusher::Raw => "baseline".into(),
+        }
+    }
+}
+
+fn fmt_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b.is_multiple_of(1 << 20) => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b.is_multiple_of(1 << 10) => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+/// Small items are counted in items per second, large ones in MB/s.
+fn counts_items(size: usize) -> bool {
+    size < 4096
+}
+
+/// Takes items with `next` (given the number the item must carry) for the
+/// warm-up, then for `time` between two reads of the CPU clocks.
+fn pull(mut next: impl FnMut(u64), size: usize, child: Option<u32>, time: Duration, plan: &Plan) -> Measured {
+    // Small items come by the million: the clock is read once per batch.
+    let batch = if counts_items(size) { 64 } else { 1 };
+    let mut n = 0u64;
+    let mut run_for = |n: &mut u64, time: Duration| {
+        let deadline = Instant::now() + time;
+        loop {
+            for _ in 0..batch {
+                next(*n);
+                *n += 1;
             }
-            _ => String::new(),
-        };
-        println!(
-            "{:<36} {:>14} {:>14} {:>7.3}  {:<13} {}",
-            scenario.label(),
-            fmt_figure(median(&result.ps)),
-            fmt_figure(median(&result.raw)),
-            ratio,
-            format!("{lo:.2}..{hi:.2}"),
-            target
-        );
-        if let Scenario::Sequential = scenario {
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+    };
+    run_for(&mut n, plan.warmup);
+    let (first, mark, start) = (n, CpuMark::now(child), Instant::now());
+    run_for(&mut n, time);
+    let (secs, spent) = (start.elapsed().as_secs_f64(), mark.spent());
+    let items = (n - first) as f64;
+    let figure = if counts_items(size) { items / secs } else { items * size as f64 / secs / 1e6 };
+    Measured { figure, cpu_us: spent as f64 / 1e3 / items }
+}
+
+fn stream_once(pusher: Pusher, size: usize, time: Duration, plan: &Plan) -> Measured {
+    match pusher {
+        Pusher::Ps(items, bytes) => {
+            let client = PsClient::spawn("ps-stream", Config::builder().name("ps").extensions(true));
+            let options = StreamOptions::receive().window(items, bytes);
+            let Stream { receiver, reply, .. } =
+                client.conn.stream(0, 0, (size as u64).to_le_bytes().to_vec(), options).expect("open a stream");
+            let receiver: StreamReceiver = receiver.expect("asked to receive");
+            let next = |n: u64| check(&receiver.recv().expect("a stream item"), size, n);
+            let measured = pull(next, size, client.pid, time, plan);
+            receiver.stop();
+            reply.wait().expect("the stream's reply");
+            client.finish();
+            measured
+        }
+        Pusher::Raw => {
+            let mut child = self_command(&["__push", &size.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start the pushing child");
+            let output = child.stdout.take().expect("piped stdout");
+            widen_pipe(&output);
+            let mut input = BufReader::with_capacity(BASELINE_BUFFER, output);
+            let mut item = Vec::with_capacity(size);
+            let next = |n: u64| {
+                let mut header = [0; 4];
+                input.read_exact(&mut header).expect("a frame header");
+                item.resize(u32::from_le_bytes(header) as usize, 0);
+                input.read_exact(&mut item).expect("a frame");
+                check(&item, size, n);
+            };
+            let measured = pull(next, size, Some(child.id()), time, plan);
+            // Closing the pipe ends the child.
+            drop(input);
+            let status = child.wait().expect("wait for the pushing child");
+            assert!(status.success(), "pushing child: {status}");
+            measured
+        }
+    }
+}
+
+/// Stream throughput: for each item size, packetstream (with the default
+/// window, and a wider one) against the baseline, in rotating order.
+fn print_streams(plan: &Plan) {
+    let sizes = [SMALL, 64 << 10, BULK];
+    let pushers = [Pusher::Ps(64, 1 << 20), Pusher::Ps(1024, 8 << 20), Pusher::Raw];
+    println!("\nStreams: items pushed by a child to the parent over the child's stdout (1 MiB pipes), medians");
+    println!("(figure: items/s for 16 B items, MB/s of items for the others; cpu: us per item, both processes)");
+    println!(
+        "{:<18} {:<22} {:>12} {:>8}  {:>7}  {:<11} {:>9}  range",
+        "items", "pusher", "figure", "cpu us", "ratio", "range", "cpu ratio"
+    );
+    for size in sizes {
+        let mut runs: Vec<Vec<Measured>> = vec![Vec::new(); pushers.len()];
+        for round in 0..plan.rounds {
+            for k in 0..pushers.len() {
+                let at = (round + k) % pushers.len();
+                runs[at].push(stream_once(pushers[at], size, plan.stream_time, plan));
+            }
+        }
+        let base = &runs[pushers.len() - 1];
+        for (pusher, lib) in pushers.iter().zip(&runs) {
+            let figure = median(&lib.iter().map(|m| m.figure).collect::<Vec<_>>());
+            let cpu = median(&lib.iter().map(|m| m.cpu_us).collect::<Vec<_>>());
+            let per_round =
+                |f: fn(&Measured) -> f64| lib.iter().zip(base).map(|(l, b)| f(l) / f(b)).collect::<Vec<_>>();
+            let ratios = if *pusher == Pusher::Raw {
+                String::new()
+            } else {
+                let (ratio, range) = ratio_cells(&per_round(|m| m.figure));
+                let (cpu_ratio, cpu_range) = ratio_cells(&per_round(|m| m.cpu_us));
+                format!("{ratio:>7.3}  {range:<11} {cpu_ratio:>9.3}  {cpu_range}")
+            };
+            let unit = if counts_items(size) { "items/s" } else { "MB/s" };
             println!(
-                "{:<36} {:>14.1} {:>14.1}",
-                "  mean call (us)",
-                1e6 / median(&result.ps),
-                1e6 / median(&result.raw)
+                "{:<18} {:<22} {:>12} {cpu:>8.3}  {ratios}",
+                format!("{} ({unit})", fmt_bytes(size as u64)),
+                pusher.label(),
+                fmt_figure(figure),
             );
         }
     }
@@ -1583,6 +2230,7 @@ fn costs(imp: Impl, scenario: Scenario, plan: &Plan) -> (SideCosts, SideCosts) {
             client.finish();
             measured
         }
+        other => panic!("no per-request cost table for {other:?}"),
     };
     let child_stats = parse_pairs(&fs::read_to_string(&stats).unwrap_or_default());
     let _ = fs::remove_file(&stats);
@@ -1684,9 +2332,11 @@ fn print_peaks(plan: &Plan) {
     let mib = |kib: f64| kib / 1024.0;
     println!("\nPeak memory of the parent process (VmHWM; 'start' is VmRSS once connected, before the work)");
     let n = plan.outstanding;
+    let mut per_request = Vec::new();
     for (imp, name) in [("ps", "packetstream"), ("raw", "baseline")] {
         let r = run_peak(&["outstanding".into(), imp.into(), n.to_string()]);
         let grown = r["held_hwm"] - r["start"];
+        per_request.push(grown * 1024.0 / n as f64);
         println!(
             "{n} requests outstanding, {name:<12}: start {:6.1} MiB, peak while held {:6.1} MiB \
              (+{:.1} MiB, {:.0} B/request), peak after answers {:6.1} MiB",
@@ -1697,6 +2347,11 @@ fn print_peaks(plan: &Plan) {
             mib(r["end_hwm"]),
         );
     }
+    let ratio = per_request[0] / per_request[1];
+    println!(
+        "memory per outstanding request, packetstream / baseline: {ratio:.2} (target <= 1.20 {})",
+        verdict(ratio <= 1.2)
+    );
     let (size, count) = (plan.bulk_peak_size, plan.bulk_peak_count);
     for (imp, name) in [("ps", "packetstream"), ("raw", "baseline")] {
         let r = run_peak(&["bulk".into(), imp.into(), size.to_string(), count.to_string()]);
@@ -1722,7 +2377,9 @@ struct Plan {
     rounds: usize,
     warmup: Duration,
     time: Duration,
+    pinned_time: Duration,
     socket_time: Duration,
+    stream_time: Duration,
     scale_rounds: usize,
     scale_time: Duration,
     outstanding: usize,
@@ -1738,7 +2395,9 @@ impl Plan {
                 rounds: 3,
                 warmup: Duration::from_millis(20),
                 time: Duration::from_millis(100),
+                pinned_time: Duration::from_millis(100),
                 socket_time: Duration::from_millis(100),
+                stream_time: Duration::from_millis(100),
                 scale_rounds: 1,
                 scale_time: Duration::from_millis(100),
                 outstanding: 10_000,
@@ -1750,7 +2409,10 @@ impl Plan {
                 rounds: 7,
                 warmup: Duration::from_millis(100),
                 time: Duration::from_secs(1),
+                // Shorter than unpinned, to keep the whole run near 7 minutes.
+                pinned_time: Duration::from_millis(600),
                 socket_time: Duration::from_millis(600),
+                stream_time: Duration::from_millis(600),
                 scale_rounds: 3,
                 scale_time: Duration::from_millis(500),
                 outstanding: 100_000,
@@ -1762,10 +2424,19 @@ impl Plan {
             plan.rounds = (rounds as usize).max(1);
         }
         if let Some(secs) = env("PACKETSTREAM_BENCH_SECS") {
-            plan.time = Duration::from_secs_f64(secs);
-            plan.socket_time = Duration::from_secs_f64(secs);
+            let secs = Duration::from_secs_f64(secs);
+            (plan.time, plan.pinned_time, plan.socket_time, plan.stream_time) = (secs, secs, secs, secs);
         }
         plan
+    }
+}
+
+/// Whether PACKETSTREAM_BENCH_ONLY (a comma-separated list) leaves
+/// `section` in; unset, every section runs.
+fn wanted(section: &str) -> bool {
+    match std::env::var("PACKETSTREAM_BENCH_ONLY") {
+        Ok(only) => only.split(',').any(|s| s.trim() == section),
+        Err(_) => true,
     }
 }
 
@@ -1775,32 +2446,70 @@ fn bench_main(quick: bool) {
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "packetstream transport benchmark: {} mode, {cores} cores, {} rounds x {:.1} s per run \
-         (socketpair {:.1} s), medians",
+         (pinned {:.1} s, socketpair {:.1} s, streams {:.1} s), medians",
         if quick { "quick" } else { "full" },
         plan.rounds,
         plan.time.as_secs_f64(),
-        plan.socket_time.as_secs_f64()
+        plan.pinned_time.as_secs_f64(),
+        plan.socket_time.as_secs_f64(),
+        plan.stream_time.as_secs_f64(),
     );
-    println!("ratio = packetstream / baseline: median of the per-round ratios, with their range");
+    println!("ratio: median of the per-round ratios (lib / comparator), with their range; cpu: user + system");
+    println!("CPU time of the parent and the child process together, per operation");
+    println!(
+        "ps = packetstream; spin0 = the caller with wait_spin(0); baseline = reader thread, 64 KiB pipes; \
+         1M = 1 MiB pipes;"
+    );
+    println!("direct = one thread writes and reads its own answer, no reader thread");
 
-    let main = [Scenario::Sequential, Scenario::Pipelined(64), Scenario::Concurrent(4), Scenario::Bulk];
-    let results = compare(Link::Pipes, &main, plan.rounds, &plan);
-    print_comparison("Parent and child process over the child's stdin/stdout pipes", &main, &results, true);
-
-    let socket_plan = Plan { time: plan.socket_time, ..Plan::new(quick) };
-    let results = compare(Link::SocketPair, &main, plan.rounds, &socket_plan);
-    print_comparison("One process, over a Unix socketpair", &main, &results, true);
-
-    let windows = [1, 8, 64, 512].map(Scenario::Pipelined);
-    let scale_plan = Plan { time: plan.scale_time, ..Plan::new(quick) };
-    let results = compare(Link::Pipes, &windows, plan.scale_rounds, &scale_plan);
-    print_comparison("Scaling of B over pipes with the number of outstanding requests", &windows, &results, false);
-
-    print_grace_sweep(&plan);
-    print_handler_pause(&plan);
-    print_costs(&plan);
-    print_peaks(&plan);
-    print_servers(&plan);
+    if wanted("pipes") {
+        let rows = limit_rows(false);
+        let runs = run_rows(&rows, Link::Pipes, false, plan.rounds, plan.time, &plan);
+        print_rows("Parent and child process over the child's stdin/stdout pipes", &rows, &runs);
+    }
+    if wanted("pinned") {
+        let rows = limit_rows(true);
+        let runs = run_rows(&rows, Link::Pipes, true, plan.rounds, plan.pinned_time, &plan);
+        print_rows(
+            "The same, both processes pinned to one CPU (sched_setaffinity, inherited by every thread and the child)",
+            &rows,
+            &runs,
+        );
+    }
+    if wanted("socket") {
+        // The targets the benchmark had before the performance issue's.
+        let rows = [
+            Versus::new(Scenario::Sequential, Impl::Ps, Impl::Raw).target(0.75),
+            Versus::new(Scenario::Pipelined(64), Impl::Ps, Impl::Raw).target(0.8),
+            Versus::new(Scenario::Concurrent(4), Impl::Ps, Impl::Raw).target(0.8),
+            Versus::new(Scenario::Bulk, Impl::Ps, Impl::Raw).target(0.9),
+        ];
+        let runs = run_rows(&rows, Link::SocketPair, false, plan.rounds, plan.socket_time, &plan);
+        print_rows("One process, over a Unix socketpair (cpu: the one process)", &rows, &runs);
+    }
+    if wanted("scaling") {
+        let rows = [1, 8, 64, 512].map(|window| Versus::new(Scenario::Pipelined(window), Impl::Ps, Impl::Raw));
+        let runs = run_rows(&rows, Link::Pipes, false, plan.scale_rounds, plan.scale_time, &plan);
+        print_rows("Scaling of B over pipes with the number of outstanding requests", &rows, &runs);
+    }
+    if wanted("streams") {
+        print_streams(&plan);
+    }
+    if wanted("grace") {
+        print_grace_sweep(&plan);
+    }
+    if wanted("pause") {
+        print_handler_pause(&plan);
+    }
+    if wanted("costs") {
+        print_costs(&plan);
+    }
+    if wanted("peaks") {
+        print_peaks(&plan);
+    }
+    if wanted("servers") {
+        print_servers(&plan);
+    }
     println!("\ntotal time {:.0} s", started.elapsed().as_secs_f64());
 }
 
@@ -1944,16 +2653,14 @@ fn pause_main() -> Result<(), String> {
     Ok(())
 }
 
-/// `__run ps|raw A|B|C|D|B<window> pipes|socket SECONDS`: one measured run,
-/// for profiling one side alone, e.g.
+/// `__run IMPL A|B|C|D|B<window> pipes|socket SECONDS [pinned]`, IMPL one of
+/// ps, ps-spin0, raw, raw-1m, direct: one measured run, for profiling one
+/// side alone, e.g.
 /// `perf record -g -- target/release/deps/transport-HASH __run ps A pipes 5`.
 fn run_main(args: &[String]) -> Result<(), String> {
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
-    let imp = match arg(0) {
-        "ps" => Impl::Ps,
-        "raw" => Impl::Raw,
-        other => return Err(format!("unknown implementation {other:?}: ps or raw")),
-    };
+    let imp = Impl::parse(arg(0))
+        .ok_or_else(|| format!("unknown implementation {:?}: ps, ps-spin0, raw, raw-1m or direct", arg(0)))?;
     let scenario = match arg(1) {
         "A" => Scenario::Sequential,
         "B" => Scenario::Pipelined(64),
@@ -1971,8 +2678,19 @@ fn run_main(args: &[String]) -> Result<(), String> {
         // (TCP runs need a server child: see `__servers`.)
     };
     let secs: f64 = arg(3).parse().map_err(|e| format!("seconds: {e}"))?;
-    let plan = Plan { time: Duration::from_secs_f64(secs), ..Plan::new(true) };
-    println!("{} {}: {}", arg(0), scenario.label(), fmt_figure(measure_once(imp, link, scenario, &plan)));
+    let pinned = match arg(4) {
+        "" => false,
+        "pinned" => true,
+        other => return Err(format!("unknown option {other:?}: pinned or nothing")),
+    };
+    let measured = measure_once(imp, link, scenario, Duration::from_secs_f64(secs), pinned, &Plan::new(true));
+    println!(
+        "{} {}: {}, {:.2} us CPU per operation (both processes)",
+        imp.label(),
+        scenario.label(),
+        fmt_figure(measured.figure),
+        measured.cpu_us
+    );
     Ok(())
 }
 
@@ -1982,6 +2700,7 @@ fn main() -> ExitCode {
     let outcome = match role {
         Some("__child") => child_main(&args[1..]),
         Some("__hold") => hold_main(&args[1..]),
+        Some("__push") => push_main(&args[1..]),
         Some("__peak") => peak_main(&args[1..]),
         Some("__run") => run_main(&args[1..]),
         Some("__pause") => pause_main(),
