@@ -133,7 +133,7 @@ fuzz_target!(|data: &[u8]| {
         Some((&first, rest)) => (u64::from(first % 6), rest),
         None => (0, data),
     };
-    let request = Request { channel: 0, tag: 2, rq_type, flags, payload: payload.to_vec() };
+    let request = Request::new(0, 2, rq_type, flags, payload.to_vec());
     if let Err(failure) = dispatcher().handle(request) {
         let text = failure.text();
         let known = ["cannot decode ", "unknown request type ", "cannot encode the answer to "];
