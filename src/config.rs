@@ -55,6 +55,7 @@ pub struct Config {
     stream_window: Credit,
     stream_overflow: Overflow,
     max_streams: usize,
+    caller_reads: bool,
 }
 
 impl Default for Config {
@@ -78,6 +79,7 @@ impl Default for Config {
             stream_window: Credit { items: 64, bytes: 1 << 20 },
             stream_overflow: Overflow::Block,
             max_streams: 1024,
+            caller_reads: true,
         }
     }
 }
@@ -173,6 +175,11 @@ impl Config {
     /// See [`ConfigBuilder::max_streams`].
     pub fn max_streams(&self) -> usize {
         self.max_streams
+    }
+
+    /// See [`ConfigBuilder::caller_reads`].
+    pub fn caller_reads(&self) -> bool {
+        self.caller_reads
     }
 
     /// The control-channel services of a layer above the connection.
@@ -359,6 +366,19 @@ impl ConfigBuilder {
     /// text that says so). Default 1,024.
     pub fn max_streams(mut self, streams: usize) -> Self {
         self.config.max_streams = streams.max(1);
+        self
+    }
+
+    /// Whether a caller waiting for its answer may read the stream itself
+    /// while nobody else does (on by default). Between bursts the reading
+    /// thread then leaves the stream for up to a millisecond to the next
+    /// caller that waits, which reads its answer as a program that writes a
+    /// request and reads the reply would: a thread wake-up less per call. A
+    /// request from the peer arriving in such a gap waits up to that
+    /// millisecond. Only for streams with a file descriptor (pipes, sockets,
+    /// a child's stdio); the in-memory transport keeps its reading thread.
+    pub fn caller_reads(mut self, on: bool) -> Self {
+        self.config.caller_reads = on;
         self
     }
 

@@ -645,3 +645,72 @@ fn the_start_of_a_frame_that_broke_the_format_is_kept() {
     assert!(reader.read_packet().is_err());
     assert_eq!(reader.frame_start(), &text.as_bytes()[..packetstream::wire::FRAME_START_LEN]);
 }
+
+/// A stream that gives up (WouldBlock) before every read that would return
+/// bytes, at most `chunk` of them per read: a reader that suspends at every
+/// point of every frame.
+struct Suspending<R> {
+    inner: R,
+    chunk: usize,
+    ready: bool,
+    suspensions: usize,
+}
+
+impl<R: Read> Read for Suspending<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !std::mem::replace(&mut self.ready, false) {
+            self.ready = true;
+            self.suspensions += 1;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.chunk);
+        self.inner.read(&mut buf[..n])
+    }
+}
+
+/// Reads every packet, calling again after each suspension; the number of
+/// suspensions seen.
+fn read_all_resuming(stream: impl Read, max: usize) -> (Result<Vec<Packet>, ReadError>, usize) {
+    let mut reader = PacketReader::new(stream, max);
+    let mut packets = Vec::new();
+    let mut suspended = 0;
+    loop {
+        match reader.read_packet() {
+            Ok(Some(packet)) => packets.push(packet),
+            Ok(None) => return (Ok(packets), suspended),
+            Err(ReadError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => suspended += 1,
+            Err(error) => return (Err(error), suspended),
+        }
+    }
+}
+
+#[test]
+fn a_read_that_would_block_suspends_the_frame_and_the_next_call_resumes_it() {
+    let mut packets = every_mix();
+    // Payloads past the read buffer, and one just under half of it (read
+    // through the buffer as a short tail).
+    packets.push(Packet::request(3, 9, 1, 2, (0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>()).unwrap());
+    packets.push(Packet::response(0, 4, true, 7, vec![0xab; 100_000]).unwrap());
+    packets.push(Packet::request(0, 5, 0, 0, vec![0xcd; 70_000]).unwrap());
+    let bytes: Vec<u8> = packets.iter().flat_map(frame).collect();
+    for chunk in [1, 3, 7, 1000, 65_536] {
+        let stream = Suspending { inner: Cursor::new(bytes.clone()), chunk, ready: false, suspensions: 0 };
+        let (read, suspended) = read_all_resuming(stream, DEFAULT_MAX_PACKET_SIZE);
+        assert_eq!(read.expect("every packet"), packets, "chunk {chunk}");
+        // Every read of the stream was preceded by a suspension.
+        assert!(suspended >= bytes.len().div_ceil(chunk.max(65_536)), "chunk {chunk}: suspended {suspended} times");
+        if chunk == 1 {
+            assert!(suspended >= bytes.len(), "a suspension at every byte");
+        }
+    }
+}
+
+#[test]
+fn a_stream_ending_after_a_suspension_inside_a_frame_is_an_unexpected_eof() {
+    let whole = frame(&Packet::request(0, 2, 0, 0, vec![1; 150_000]).unwrap());
+    for cut in [1, 3, 10, 40_000, 149_000] {
+        let stream = Suspending { inner: Cursor::new(whole[..cut].to_vec()), chunk: 512, ready: false, suspensions: 0 };
+        let (read, _) = read_all_resuming(stream, DEFAULT_MAX_PACKET_SIZE);
+        assert!(matches!(read, Err(ReadError::Protocol(ProtocolError::UnexpectedEof))), "cut at {cut}: {read:?}");
+    }
+}

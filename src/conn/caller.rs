@@ -37,6 +37,10 @@ impl Peer {
         Peer { link }
     }
 
+    pub(crate) fn link(&self) -> &Arc<Link> {
+        &self.link
+    }
+
     /// Sends a request of type `rq_type` on channel 0 and returns its handle.
     /// Blocks while the send queue is full.
     ///
@@ -126,7 +130,7 @@ impl Peer {
             return Err(invalid(InvalidRequest::ReservedChannel(channel)));
         }
         check_request(rq_type, flags).map_err(|error| invalid(error.into()))?;
-        let Link { calls, send, control } = &*self.link;
+        let Link { calls, send, control, .. } = &*self.link;
         let slot = Arc::new(Slot::new());
         let (tag, in_flight) = calls
             .register(channel, Entry::Answer(Arc::clone(&slot)))

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,7 +58,15 @@ pub(crate) struct Slot {
     ready: Condvar,
     /// Set with the outcome, for a look without the lock.
     done: AtomicBool,
+    /// Whether a caller is counted as waiting on this slot by the reading
+    /// side ([`WAITER_COUNTED`]), and whether that count was given back
+    /// ([`WAITER_RELEASED`]): by the reader as it delivers the answer, so
+    /// that it knows at once that nobody waits, or by the caller.
+    waiter: AtomicU8,
 }
+
+const WAITER_COUNTED: u8 = 1;
+const WAITER_RELEASED: u8 = 2;
 
 enum SlotState {
     Waiting,
@@ -68,7 +76,28 @@ enum SlotState {
 
 impl Slot {
     pub fn new() -> Self {
-        Slot { state: Mutex::new(SlotState::Waiting), ready: Condvar::new(), done: AtomicBool::new(false) }
+        Slot {
+            state: Mutex::new(SlotState::Waiting),
+            ready: Condvar::new(),
+            done: AtomicBool::new(false),
+            waiter: AtomicU8::new(0),
+        }
+    }
+
+    /// A caller is counted as waiting on this slot.
+    pub fn count_waiter(&self) {
+        self.waiter.store(WAITER_COUNTED, Ordering::SeqCst);
+    }
+
+    /// Whether a caller is counted as waiting on this slot still.
+    pub fn is_counted(&self) -> bool {
+        self.waiter.load(Ordering::SeqCst) == WAITER_COUNTED
+    }
+
+    /// Gives the count of a waiting caller back, once: true for whoever
+    /// does (the reader delivering the answer, or the caller leaving).
+    pub fn release_waiter(&self) -> bool {
+        self.waiter.compare_exchange(WAITER_COUNTED, WAITER_RELEASED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
     }
 
     /// Delivers the outcome. Only the first delivery counts: a cancellation
@@ -272,6 +301,10 @@ impl TagMap {
         self.answers.len() + self.conversations.len()
     }
 
+    pub fn has_conversations(&self) -> bool {
+        !self.conversations.is_empty()
+    }
+
     /// How many of the application's requests and streams wait (the
     /// connection's own, on the control channel, not counted).
     pub fn callers_waiting(&self) -> usize {
@@ -356,20 +389,23 @@ impl Calls {
     /// `received` runs first when something waits, so that a caller woken
     /// by the answer finds it counted. What a conversation wants sent in
     /// return goes into `replies`.
-    pub fn deliver(&self, packet: Packet, replies: &mut Vec<Packet>, received: impl FnOnce()) {
+    /// Returns whether the answer released a caller counted as waiting (see
+    /// [`Slot::release_waiter`]).
+    pub fn deliver(&self, packet: Packet, replies: &mut Vec<Packet>, received: impl FnOnce()) -> bool {
         let key = (packet.channel, packet.tag);
-        self.deliver_to(key, packet, replies, received);
+        self.deliver_to(key, packet, replies, received)
     }
 
     /// [`deliver`](Self::deliver) to the entry of `key`, which need not be
     /// the packet's own (a stream's messages from its serving end come on
     /// a channel of their own, to the caller's tag).
-    pub fn deliver_to(&self, key: Key, packet: Packet, replies: &mut Vec<Packet>, received: impl FnOnce()) {
+    pub fn deliver_to(&self, key: Key, packet: Packet, replies: &mut Vec<Packet>, received: impl FnOnce()) -> bool {
         let found = self.map.lock().find(key);
         match found {
             Found::Answer(slot) => {
                 received();
                 slot.complete(outcome(packet));
+                return slot.release_waiter();
             }
             Found::Conversation(conversation) => {
                 received();
@@ -384,6 +420,7 @@ impl Calls {
                 log::warn!("{}: ignoring answer to unknown request {}:{}", self.name, key.0, key.1);
             }
         }
+        false
     }
 
     /// Takes no new requests; those in flight keep waiting.
@@ -417,6 +454,11 @@ impl Calls {
     /// How many requests await an answer.
     pub fn outstanding(&self) -> usize {
         self.map.lock().outstanding()
+    }
+
+    /// Whether something waits here for many packets (a stream, the probe).
+    pub fn has_conversations(&self) -> bool {
+        self.map.lock().has_conversations()
     }
 
     /// How many of the application's requests and streams wait for their
@@ -556,5 +598,23 @@ mod tests {
         assert!(matches!(*counting.failed.lock(), Some(ConnectionError::TooManyIncoming { limit: 4 })));
         assert!(matches!(calls.ended_reason(), ConnectionError::TooManyIncoming { .. }));
         assert!(calls.register(0, Entry::Answer(Arc::new(Slot::new()))).is_err());
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn sizes() {
+        use super::*;
+        eprintln!(
+            "Slot {} SlotState {} outcome {} ConnectionError {} RequestError {} Response {} Pending {} Failure {}",
+            std::mem::size_of::<Slot>(),
+            std::mem::size_of::<SlotState>(),
+            std::mem::size_of::<Result<Response, RequestError>>(),
+            std::mem::size_of::<ConnectionError>(),
+            std::mem::size_of::<RequestError>(),
+            std::mem::size_of::<Response>(),
+            std::mem::size_of::<crate::Pending>(),
+            std::mem::size_of::<Failure>()
+        );
     }
 }

@@ -30,7 +30,7 @@ pub(crate) mod stats;
 pub(crate) mod streams;
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -43,11 +43,12 @@ use self::close::{CloseError, CloseOptions, Finished, Parts, Threads};
 use self::control::Control;
 use self::error::{CallError, CallTimeoutError, ConnectionError, JoinTimeoutError, SubmitError, SubmitTimeoutError};
 use self::keepalive::{Keepalive, Watched};
-use self::link::Link;
+use self::link::{Link, Reading};
 use self::pending::Pending;
 use self::send::writer;
 use self::send::SendPath;
 use self::serve::handler::Handler;
+use self::serve::lead::Lead;
 use self::serve::notes::Notes;
 use self::serve::pool::Pool;
 use self::serve::reading::ReadState;
@@ -61,7 +62,7 @@ use crate::config::Config;
 use crate::ext;
 use crate::ext::negotiation::State as Extensions;
 use crate::threads;
-use crate::transport::{self, Hooks, Transport};
+use crate::transport::{self, Deadlined, Hooks, Transport};
 use crate::wire::{Packet, PacketReader};
 
 /// A bidirectional request/response connection over a byte stream.
@@ -179,9 +180,11 @@ impl PacketConnection {
                 Arc::clone(&control),
                 notes,
                 streams,
+                Lead::new(hooks.readable.is_some() && config.caller_reads()),
                 done,
             )
         });
+        caller.link().set_reading(Arc::downgrade(&serving) as Weak<dyn Reading>);
 
         let writer = {
             let (send, name) = (Arc::clone(&send), Arc::clone(&name));
@@ -190,7 +193,7 @@ impl PacketConnection {
                 writer::run(queue, &send.outbox, &send.timer, &name)
             })?
         };
-        let packets = PacketReader::new(reader, config.max_packet_size());
+        let packets = PacketReader::new(Deadlined::new(reader, hooks.readable), config.max_packet_size());
         let reader = {
             let serving = Arc::clone(&serving);
             let thread_name = serving.pool.thread_name(serving.pool.reader_number());

@@ -140,10 +140,24 @@ impl Pending {
     /// The one wait behind every public variant: `deadline` None blocks,
     /// Some(past instant) only looks. `None` means still waiting.
     fn take(&mut self, deadline: Option<Instant>) -> Option<Result<Response, RequestError>> {
-        if !self.flush_if_waiting() {
+        if self.flush_if_waiting() {
+            let outcome = self.slot.take(deadline);
+            self.settled |= outcome.is_some();
+            return outcome;
+        }
+        // Reads the stream itself while nobody else does; else waits as
+        // before, counted as waiting so that the stream is not left unread.
+        let reading = self.link.reading();
+        if let Some(reading) = &reading {
+            Arc::clone(reading).enter_wait(&self.slot, deadline);
+        }
+        if !self.slot.is_done() {
             self.spin(deadline);
         }
         let outcome = self.slot.take(deadline);
+        if let Some(reading) = reading {
+            reading.leave_wait(&self.slot);
+        }
         self.settled |= outcome.is_some();
         outcome
     }
@@ -206,7 +220,7 @@ fn spin_on(slot: &Slot, spin: Duration, deadline: Option<Instant>) -> bool {
 impl Drop for Pending {
     fn drop(&mut self) {
         if !self.settled && !self.slot.is_done() {
-            let Link { calls, send, control } = &*self.link;
+            let Link { calls, send, control, .. } = &*self.link;
             calls.forget(self.key);
             // Whoever races us (the answer, a failed connection) loses: the
             // slot keeps the first outcome, and nobody will take it.

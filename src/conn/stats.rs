@@ -31,6 +31,9 @@ pub struct Stats {
     pub streams_out: u64,
     /// Streams the peer opened here (refused ones included).
     pub streams_in: u64,
+    /// Waits in which the caller read the stream itself (see
+    /// [`ConfigBuilder::caller_reads`](crate::ConfigBuilder::caller_reads)).
+    pub caller_reads: u64,
 }
 
 /// The counters are grouped by who writes them, each group on its own
@@ -65,6 +68,7 @@ pub(crate) struct SenderCounters {
     pub requests_out: AtomicU64,
     pub responses_out: AtomicU64,
     pub streams_out: AtomicU64,
+    pub caller_reads: AtomicU64,
 }
 
 /// The two ways to count.
@@ -99,6 +103,7 @@ impl Stats {
             write_calls: sink.write_calls.load(Relaxed),
             streams_out: senders.streams_out.load(Relaxed),
             streams_in: reader.streams_in.load(Relaxed),
+            caller_reads: senders.caller_reads.load(Relaxed),
         }
     }
 }

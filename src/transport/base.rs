@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use super::process::ChildProcess;
+use super::readiness::Fd;
 
 /// A readable stream the connection can own and later hand back.
 pub trait ReadHalf: Read + Send + 'static {
@@ -72,6 +73,9 @@ pub(crate) struct Hooks {
     /// Whether the streams are closed at close (a child's are) rather than
     /// kept for [`Finished::into_streams`](crate::Finished::into_streams).
     pub close_streams: bool,
+    /// The read half's descriptor, when it has one, so that a read can wait
+    /// with a deadline (see [`readiness`](super::readiness)).
+    pub readable: Option<Fd>,
 }
 
 impl Transport {
@@ -81,6 +85,46 @@ impl Transport {
             source: Source::Ready { reader: Box::new(reader), writer: Box::new(writer) },
             hooks: Hooks::default(),
         }
+    }
+
+    /// [`new`](Self::new) for a read half with a file descriptor (a pipe
+    /// end, a socket, a file): the connection can then wait on it with a
+    /// deadline, which lets a waiting caller read the stream itself (see
+    /// [`ConfigBuilder::caller_reads`](crate::ConfigBuilder::caller_reads)).
+    /// The constructors for descriptors, sockets and children do this.
+    #[cfg(unix)]
+    pub fn from_fd_reader<R, W>(reader: R, writer: W) -> Transport
+    where
+        R: Read + std::os::fd::AsFd + Send + 'static,
+        W: Write + Send + 'static,
+    {
+        Transport::with_fd_reader(reader, writer)
+    }
+
+    /// [`new`](Self::new) for a read half with a file descriptor, which the
+    /// connection may wait on.
+    #[cfg(not(unix))]
+    pub(crate) fn with_fd_reader<R, W>(reader: R, writer: W) -> Transport
+    where
+        R: Read + Send + 'static,
+        W: Write + Send + 'static,
+    {
+        Transport::new(reader, writer)
+    }
+
+    /// [`new`](Self::new) for a read half with a file descriptor, which the
+    /// connection may wait on.
+    #[cfg(unix)]
+    pub(crate) fn with_fd_reader<R, W>(reader: R, writer: W) -> Transport
+    where
+        R: Read + std::os::fd::AsFd + Send + 'static,
+        W: Write + Send + 'static,
+    {
+        use std::os::fd::AsRawFd;
+        let fd = reader.as_fd().as_raw_fd();
+        let mut transport = Transport::new(reader, writer);
+        transport.hooks.readable = Some(fd);
+        transport
     }
 
     /// Runs `shutdown` at close, after the connection's threads have ended
@@ -111,6 +155,7 @@ impl Transport {
                     child: inner.child.or(outer.child),
                     shutdown: inner.shutdown.or(outer.shutdown),
                     close_streams: inner.close_streams || outer.close_streams,
+                    readable: inner.readable,
                 };
                 Ok(opened)
             }

@@ -69,7 +69,7 @@ fn start(command: &mut Command, keep_stderr: Option<usize>) -> io::Result<Transp
     enlarge_pipe(&stdout);
     let child = Arc::new(ChildProcess::new(program, child, stderr));
     let killer = Arc::clone(&child);
-    let mut transport = Transport::new(stdout, stdin).with_interrupt(move || killer.kill());
+    let mut transport = Transport::with_fd_reader(stdout, stdin).with_interrupt(move || killer.kill());
     transport.hooks.child = Some(child);
     transport.hooks.close_streams = true;
     Ok(transport)

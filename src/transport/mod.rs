@@ -14,9 +14,11 @@ mod memory;
 mod on_demand;
 mod pipe;
 mod process;
+mod readiness;
 mod socket;
 
 pub(crate) use base::{Hooks, Opened};
 pub use base::{ReadHalf, Transport, WriteHalf};
 pub use memory::{memory_pipe, MemoryReader, MemoryWriter};
 pub(crate) use process::{ChildProcess, ChildReport};
+pub(crate) use readiness::Deadlined;

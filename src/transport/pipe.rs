@@ -13,7 +13,7 @@ impl Transport {
     /// [`Finished::into_streams`]: crate::Finished::into_streams
     #[cfg(unix)]
     pub fn fds(read: std::os::fd::OwnedFd, write: std::os::fd::OwnedFd) -> Transport {
-        Transport::new(std::fs::File::from(read), std::fs::File::from(write))
+        Transport::with_fd_reader(std::fs::File::from(read), std::fs::File::from(write))
     }
 
     /// Two raw file descriptors, which the connection takes ownership of.
@@ -56,7 +56,7 @@ impl Transport {
         let (b_read, a_write) = io::pipe()?;
         enlarge_pipe(&a_write);
         enlarge_pipe(&b_write);
-        Ok((Transport::new(a_read, a_write), Transport::new(b_read, b_write)))
+        Ok((Transport::with_fd_reader(a_read, a_write), Transport::with_fd_reader(b_read, b_write)))
     }
 }
 

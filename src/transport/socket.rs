@@ -15,7 +15,7 @@ impl Transport {
     pub fn tcp(stream: TcpStream) -> io::Result<Transport> {
         let interrupter = stream.try_clone()?;
         let reader = stream.try_clone()?;
-        Ok(Transport::new(reader, stream).with_interrupt(move || {
+        Ok(Transport::with_fd_reader(reader, stream).with_interrupt(move || {
             let _ = interrupter.shutdown(Shutdown::Both);
         }))
     }
@@ -28,7 +28,7 @@ impl Transport {
     pub fn unix(stream: std::os::unix::net::UnixStream) -> io::Result<Transport> {
         let interrupter = stream.try_clone()?;
         let reader = stream.try_clone()?;
-        Ok(Transport::new(reader, stream).with_interrupt(move || {
+        Ok(Transport::with_fd_reader(reader, stream).with_interrupt(move || {
             let _ = interrupter.shutdown(Shutdown::Both);
         }))
     }

@@ -4,7 +4,7 @@
 use std::io::{self, Read};
 
 use super::error::{ProtocolError, ReadError};
-use super::frame::{check_len, parse_header, MAX_HEADER_LEN};
+use super::frame::{check_len, parse_header, Header, MAX_HEADER_LEN};
 use super::packet::Packet;
 use super::varint::decode_varint;
 
@@ -21,6 +21,12 @@ const READ_BUFFER: usize = 64 << 10;
 /// Small frames are cut out of one read buffer, so many packets cost one read
 /// call; a large payload is read straight into its own buffer, which grows
 /// only as its bytes arrive.
+///
+/// A read of the stream that fails with [`io::ErrorKind::WouldBlock`] (a
+/// non-blocking stream, or one that gives up at a deadline) suspends the
+/// frame being read: [`read_packet`](Self::read_packet) returns that error,
+/// and the next call goes on where it stopped, so a thread can give reading
+/// up in the middle of a frame and another can finish it.
 pub struct PacketReader<R> {
     inner: R,
     buf: Box<[u8]>,
@@ -35,6 +41,16 @@ pub struct PacketReader<R> {
     head_saved: bool,
     max_packet_size: usize,
     bytes_read: u64,
+    /// A frame whose payload was being read into a buffer of its own when a
+    /// read would have blocked.
+    partial: Option<Partial>,
+}
+
+/// A frame suspended in its payload.
+struct Partial {
+    header: Header,
+    payload: Vec<u8>,
+    len: usize,
 }
 
 /// How many of a frame's first bytes [`PacketReader::frame_start`] keeps.
@@ -53,7 +69,14 @@ impl<R: Read> PacketReader<R> {
             head_saved: false,
             max_packet_size,
             bytes_read: 0,
+            partial: None,
         }
+    }
+
+    /// The stream, for a caller that must reach it between reads (to set a
+    /// deadline on it, say).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
     }
 
     /// The first bytes (at most [`FRAME_START_LEN`]) of the frame that
@@ -126,8 +149,17 @@ impl<R: Read> PacketReader<R> {
     ///
     /// # Errors
     /// [`ReadError::Io`] when reading fails, [`ReadError::Protocol`] for a
-    /// malformed frame or a stream that ends inside one.
+    /// malformed frame or a stream that ends inside one. An I/O error of
+    /// kind [`WouldBlock`](io::ErrorKind::WouldBlock) only suspends the
+    /// frame: call again to go on.
     pub fn read_packet(&mut self) -> Result<Option<Packet>, ReadError> {
+        if let Some(partial) = self.partial.take() {
+            let Partial { header, mut payload, len } = partial;
+            return match self.finish_payload(&mut payload, len) {
+                Ok(()) => Ok(Some(header.with_payload(payload))),
+                Err(error) => Err(self.payload_failed(header, payload, len, error)),
+            };
+        }
         self.frame_begin = self.start;
         self.head_saved = false;
         let (len, prefix) = loop {
@@ -142,21 +174,22 @@ impl<R: Read> PacketReader<R> {
             }
         };
         let len = check_len(len, self.max_packet_size)?;
+        // Nothing is consumed before the header is whole: a read that
+        // suspends until then leaves the frame to be decoded afresh.
+        self.fill_to(prefix + len.min(MAX_HEADER_LEN))?;
         self.start += prefix;
-        self.fill_to(len.min(MAX_HEADER_LEN))?;
         let visible = len.min(self.end - self.start);
         let (header, at) = parse_header(&self.buf[self.start..self.start + visible])?;
         self.start += at;
-        let payload = self.read_payload(len - at)?;
-        Ok(Some(header.with_payload(payload)))
+        self.read_payload(header, len - at).map(Some)
     }
 
-    fn read_payload(&mut self, len: usize) -> Result<Vec<u8>, ReadError> {
+    fn read_payload(&mut self, header: Header, len: usize) -> Result<Packet, ReadError> {
         let buffered = self.end - self.start;
         if buffered >= len {
             let payload = self.buf[self.start..self.start + len].to_vec();
             self.start += len;
-            return Ok(payload);
+            return Ok(header.with_payload(payload));
         }
         // The frame's prefix and header leave the buffer now: keep them,
         // and on an error the start of the payload after them.
@@ -169,13 +202,22 @@ impl<R: Read> PacketReader<R> {
         self.end = 0;
         self.frame_begin = 0;
         match self.finish_payload(&mut payload, len) {
-            Ok(()) => Ok(payload),
-            Err(error) => {
-                let room = FRAME_START_LEN.saturating_sub(self.head.len());
-                self.head.extend_from_slice(&payload[..payload.len().min(room)]);
-                Err(error)
-            }
+            Ok(()) => Ok(header.with_payload(payload)),
+            Err(error) => Err(self.payload_failed(header, payload, len, error)),
         }
+    }
+
+    /// A payload that could not be finished: suspended if the read would
+    /// have blocked; else the error, with the payload's start kept for
+    /// [`frame_start`](Self::frame_start).
+    fn payload_failed(&mut self, header: Header, payload: Vec<u8>, len: usize, error: ReadError) -> ReadError {
+        if is_would_block(&error) {
+            self.partial = Some(Partial { header, payload, len });
+            return error;
+        }
+        let room = FRAME_START_LEN.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&payload[..payload.len().min(room)]);
+        error
     }
 
     /// Reads the rest of a payload that is not all in the buffer.
@@ -184,10 +226,15 @@ impl<R: Read> PacketReader<R> {
             let missing = len - payload.len();
             if missing < self.buf.len() / 2 {
                 // A short tail: read it through the buffer, which also picks
-                // up the frames behind it in the same read call.
-                if let Err(error) = self.fill_to(missing) {
-                    payload.extend_from_slice(&self.buf[self.start..self.end]);
-                    return Err(error);
+                // up the frames behind it in the same read call. The buffer
+                // begins with the tail here (it was emptied for the payload).
+                match self.fill_to(missing) {
+                    Ok(()) => {}
+                    Err(error) if is_would_block(&error) => return Err(error),
+                    Err(error) => {
+                        payload.extend_from_slice(&self.buf[self.start..self.end]);
+                        return Err(error);
+                    }
                 }
                 payload.extend_from_slice(&self.buf[..missing]);
                 self.start = missing;
@@ -198,15 +245,21 @@ impl<R: Read> PacketReader<R> {
             payload.reserve(missing.min(payload.len().max(MAX_PREALLOC)));
             let room = payload.capacity() - payload.len();
             let before = payload.len();
-            (&mut self.inner).take(room.min(missing) as u64).read_to_end(payload)?;
+            // Bytes read before a read that would block stay in `payload`.
+            let read = (&mut self.inner).take(room.min(missing) as u64).read_to_end(payload);
             let n = payload.len() - before;
+            self.bytes_read += n as u64;
+            read?;
             if n == 0 {
                 return Err(ProtocolError::UnexpectedEof.into());
             }
-            self.bytes_read += n as u64;
         }
         Ok(())
     }
+}
+
+fn is_would_block(error: &ReadError) -> bool {
+    matches!(error, ReadError::Io(error) if error.kind() == io::ErrorKind::WouldBlock)
 }
 
 fn read_retrying(inner: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {

@@ -54,7 +54,7 @@ pub fn raw_ends(kind: Kind) -> RawEnds {
             let (our_read, their_write) = io::pipe().expect("pipe");
             let (their_read, our_write) = io::pipe().expect("pipe");
             RawEnds {
-                transport: Transport::new(our_read, our_write),
+                transport: Transport::from_fd_reader(our_read, our_write),
                 reader: Box::new(their_read),
                 writer: Box::new(their_write),
                 shutdown: None,

@@ -7,6 +7,8 @@
 //! - [`leader`]: the reading thread runs quick handlers itself while an idle
 //!   worker watches (Leader/Followers);
 //! - [`handler`]: what the application's handler receives and returns;
+//! - [`lead`]: waiting callers read the stream themselves while the
+//!   reading thread leaves it between bursts;
 //! - [`responder`]: pulled requests, for a program that answers from its
 //!   own loop instead of a handler;
 //! - [`context`] and [`notes`]: what a handler learns beyond its request's
@@ -16,6 +18,7 @@
 
 pub(crate) mod context;
 pub(crate) mod handler;
+pub(crate) mod lead;
 pub(crate) mod leader;
 pub(crate) mod notes;
 pub(crate) mod pool;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use super::handler;
+use super::lead::Lingered;
 use super::reading::{ReadState, ReaderEnd, BATCH_MAX};
 use super::responder::{refused, Incoming, Responder};
 use super::route::Route;
@@ -36,40 +37,70 @@ pub(crate) const INLINE_SLOW: Duration = Duration::from_micros(200);
 const INLINE_TIMED: u64 = 8;
 
 /// Reads on thread `me` until the stream ends (true) or reading is taken
-/// over (false).
+/// over (false). Between bursts it may leave the stream to the callers for
+/// a while ([`lead`](super::lead)), and take it back.
 pub(crate) fn serve(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> bool {
     serving.pool.set_reading_thread(me);
     let outcome = loop {
-        match read_one(reading, me, serving) {
-            Step::Go(next) => reading = next,
+        match read_one(reading, Role::Thread(me), serving) {
+            Step::Go(next) | Step::Suspended(next) => reading = next,
             Step::TakenOver => return false,
+            Step::Linger(left) => match serving.lead.linger(left) {
+                Lingered::Back(back) => {
+                    serving.pool.set_reading_thread(me);
+                    reading = back;
+                }
+                // A caller's thread saw the stream end, and finished it.
+                Lingered::Ended => return true,
+            },
             Step::End(last, outcome) => {
                 reading = last;
                 break outcome;
             }
         }
     };
-    // Requests that arrived before the end are still served.
+    finish(reading, outcome, serving);
+    true
+}
+
+/// Reading is over, on whichever thread saw the end: requests that arrived
+/// before it are still served, and whoever waits learns why.
+pub(crate) fn finish(mut reading: ReadState, outcome: Result<(), ConnectionError>, serving: &Arc<Serving>) {
     let outcome = outcome.and(hand_on(&mut reading, serving));
     match &outcome {
         Ok(()) => log::debug!("{}: reading done: peer ended the stream", serving.name),
         Err(error) => log::debug!("{}: reading failed: {error}", serving.name),
     }
     let (reader, unread) = reading.packets.into_parts();
-    serving.reading_ended(outcome, ReaderEnd { reader, unread });
-    true
+    serving.reading_ended(outcome, ReaderEnd { reader: reader.into_inner(), unread });
 }
 
-enum Step {
+/// Who reads: a thread of the connection (the reader, or a worker that took
+/// reading over), numbered as the pool numbers them, or a caller waiting
+/// for its answer, which runs no handler and never blocks but on the
+/// stream, and only until its deadline.
+#[derive(Clone, Copy)]
+pub(crate) enum Role {
+    Thread(usize),
+    Caller,
+}
+
+pub(crate) enum Step {
     Go(ReadState),
     TakenOver,
+    /// A caller's read reached its deadline; the frame it was in resumes at
+    /// the next read.
+    Suspended(ReadState),
+    /// An answer was delivered and nothing more is buffered: the stream may
+    /// be left to the callers.
+    Linger(ReadState),
     End(ReadState, Result<(), ConnectionError>),
 }
 
 /// Requests decoded for the workers go on together: while more whole frames
 /// sit in the read buffer the reader keeps decoding, then admits the batch
 /// at once, so one wake-up of a worker serves many requests.
-fn hand_on(reading: &mut ReadState, serving: &Arc<Serving>) -> Result<(), ConnectionError> {
+pub(crate) fn hand_on(reading: &mut ReadState, serving: &Arc<Serving>) -> Result<(), ConnectionError> {
     if reading.batch.is_empty() {
         return Ok(());
     }
@@ -92,7 +123,7 @@ fn read_error(error: ReadError, frame_start: &[u8]) -> ConnectionError {
 }
 
 /// Reads and dispatches one packet.
-fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
+pub(crate) fn read_one(mut reading: ReadState, role: Role, serving: &Arc<Serving>) -> Step {
     macro_rules! check {
         ($result:expr) => {
             match $result {
@@ -110,13 +141,31 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
         reading.congested = false;
     }
     if about_to_block && reading.replies_staged {
-        reading = match flush_section(reading, me, serving) {
-            Some(reading) => reading,
-            None => return Step::TakenOver,
+        reading = match role {
+            Role::Thread(me) => match flush_section(reading, me, serving) {
+                Some(reading) => reading,
+                None => return Step::TakenOver,
+            },
+            Role::Caller => {
+                // A caller reading for itself must not wait for the peer to
+                // read: the writer thread writes them.
+                reading.replies_staged = false;
+                serving.send.request_flush();
+                reading
+            }
         };
     }
+    if about_to_block && matches!(role, Role::Thread(_)) && std::mem::take(&mut reading.answered_caller) {
+        return Step::Linger(reading);
+    }
     let counters = &serving.counters;
-    let packet = reading.packets.read_packet().map_err(|error| read_error(error, reading.packets.frame_start()));
+    let packet = match reading.packets.read_packet() {
+        Err(ReadError::Io(error)) if error.kind() == std::io::ErrorKind::WouldBlock => {
+            return Step::Suspended(reading);
+        }
+        other => other,
+    };
+    let packet = packet.map_err(|error| read_error(error, reading.packets.frame_start()));
     counters.bytes_in.store(reading.packets.bytes_read(), Relaxed);
     let Some(packet) = check!(packet) else {
         return Step::End(reading, Ok(()));
@@ -128,12 +177,16 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
         // caller keeps the stream busy only if it hears back promptly.
         // The extension mechanism's own answers are not the application's.
         let counted = !ext::is_reserved(packet.channel);
+        reading.answered_caller |= counted;
         let mut replies = Vec::new();
-        serving.calls.deliver(packet, &mut replies, || {
+        let released = serving.calls.deliver(packet, &mut replies, || {
             if counted {
                 Counters::bump(&counters.responses_in, 1);
             }
         });
+        if released {
+            serving.lead.released();
+        }
         for reply in replies {
             check!(serving.send_now(reply));
         }
@@ -209,10 +262,14 @@ fn read_one(mut reading: ReadState, me: usize, serving: &Arc<Serving>) -> Step {
         check!(serving.refuse(key, text));
         return Step::Go(reading);
     }
-    if reading.congested {
-        reading.batch.push(packet);
-        return Step::Go(reading);
-    }
+    let me = match role {
+        Role::Thread(me) if !reading.congested => me,
+        // A caller runs no handler: its requests go to the workers.
+        _ => {
+            reading.batch.push(packet);
+            return Step::Go(reading);
+        }
+    };
     match handler_section(reading, packet, me, serving) {
         Inline::Answered(reading) => Step::Go(reading),
         Inline::TakenOver => Step::TakenOver,

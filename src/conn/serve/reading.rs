@@ -1,12 +1,13 @@
 //! The reading state: everything the thread that reads needs, which moves to
 //! another thread when a worker takes reading over.
 
-use crate::transport::ReadHalf;
+use crate::transport::{Deadlined, ReadHalf};
 use crate::wire::{Packet, PacketReader};
 
-/// Everything reading needs, handed from thread to thread on a takeover.
+/// Everything reading needs, handed from thread to thread on a takeover,
+/// and to a caller that reads for itself.
 pub(crate) struct ReadState {
-    pub packets: PacketReader<Box<dyn ReadHalf>>,
+    pub packets: PacketReader<Deadlined>,
     /// After the peer's ERQ its requests are refused.
     pub peer_ended_requests: bool,
     /// Whether answers this thread ran are staged and not yet flushed.
@@ -19,13 +20,17 @@ pub(crate) struct ReadState {
     /// Requests decoded for the workers, not yet handed on: they move with
     /// reading on a takeover.
     pub batch: Vec<Packet>,
+    /// Whether an answer to this side's request was delivered since the
+    /// last read that blocked: the reader may then leave the stream to the
+    /// callers for a while (see [`lead`](super::lead)).
+    pub answered_caller: bool,
 }
 
 /// A batch is handed on at this size even if more frames are buffered.
 pub(crate) const BATCH_MAX: usize = 64;
 
 impl ReadState {
-    pub fn new(packets: PacketReader<Box<dyn ReadHalf>>) -> Self {
+    pub fn new(packets: PacketReader<Deadlined>) -> Self {
         ReadState {
             packets,
             peer_ended_requests: false,
@@ -33,6 +38,7 @@ impl ReadState {
             answered: 0,
             congested: false,
             batch: Vec::new(),
+            answered_caller: false,
         }
     }
 }

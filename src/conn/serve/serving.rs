@@ -8,6 +8,7 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use super::handler::Handler;
+use super::lead::Lead;
 use super::notes::Notes;
 use super::pool::Pool;
 use super::reading::{ReadState, ReaderEnd};
@@ -47,6 +48,8 @@ pub(crate) struct Serving {
     pub notes: Arc<Notes>,
     /// The streams the peer opened.
     pub streams: ServedStreams,
+    /// The stream left to waiting callers between bursts.
+    pub lead: Lead,
     pub counters: ReaderCounters,
     ending: Ending,
 }
@@ -76,6 +79,7 @@ impl Serving {
         control: Arc<Control>,
         notes: Arc<Notes>,
         streams: ServedStreams,
+        lead: Lead,
         done: Sender<()>,
     ) -> Self {
         Serving {
@@ -88,6 +92,7 @@ impl Serving {
             control,
             notes,
             streams,
+            lead,
             counters: ReaderCounters::default(),
             ending: Ending {
                 aborted: Mutex::new(None),

@@ -460,7 +460,7 @@ pub(crate) fn open(
     options: StreamOptions,
 ) -> Result<Stream, StreamOpenError> {
     check_request(rq_type, flags).map_err(|error| StreamOpenError::Invalid(error.into()))?;
-    let Link { calls, send, control } = link;
+    let Link { calls, send, control, .. } = link;
     if !control.is_on() {
         return Err(StreamOpenError::Unsupported(Extensions::Off));
     }

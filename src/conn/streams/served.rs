@@ -99,6 +99,11 @@ impl ServedStreams {
         self.open.lock().get(&tag).cloned()
     }
 
+    /// Whether none is open.
+    pub fn is_empty(&self) -> bool {
+        self.open.lock().is_empty()
+    }
+
     /// Stream `tag` is over.
     pub fn remove(&self, tag: u64) {
         self.open.lock().remove(&tag);
