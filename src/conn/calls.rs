@@ -600,21 +600,3 @@ mod tests {
         assert!(calls.register(0, Entry::Answer(Arc::new(Slot::new()))).is_err());
     }
 }
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn sizes() {
-        use super::*;
-        eprintln!(
-            "Slot {} SlotState {} outcome {} ConnectionError {} RequestError {} Response {} Pending {} Failure {}",
-            std::mem::size_of::<Slot>(),
-            std::mem::size_of::<SlotState>(),
-            std::mem::size_of::<Result<Response, RequestError>>(),
-            std::mem::size_of::<ConnectionError>(),
-            std::mem::size_of::<RequestError>(),
-            std::mem::size_of::<Response>(),
-            std::mem::size_of::<crate::Pending>(),
-            std::mem::size_of::<Failure>()
-        );
-    }
-}
