@@ -69,7 +69,7 @@ fn answered_once(kind: Kind) -> (PacketConnection, RawPeer) {
     let pending = conn.submit(0, 0, b"first".to_vec()).unwrap();
     let request = raw.recv();
     raw.send_packet(&ok_response(0, request.tag(), 0, b"first"));
-    assert_eq!(pending.wait_timeout(LONG).ok().expect("the first answer").payload, b"first");
+    assert_eq!(pending.wait_timeout(LONG).expect("the first answer").payload, b"first");
     (conn, raw)
 }
 
@@ -101,7 +101,7 @@ fn a_reading_caller_keeps_its_deadline_and_a_half_arrived_frame_resumes() {
             let led = conn.stats().caller_reads > read_before;
             eprintln!("{kind:?} {payload_len}: the timed-out wait read for itself: {led}");
             raw.send_bytes(&rest);
-            let response = pending.wait_timeout(LONG).ok().expect("the whole answer");
+            let response = pending.wait_timeout(LONG).expect("the whole answer");
             assert_eq!((response.flags, response.payload.len()), (1, payload_len), "{kind:?}");
             raw.send_packet(&Packet::eof());
             let closing = util::start_close(conn);
@@ -160,7 +160,7 @@ fn the_peers_requests_are_served_while_the_stream_is_left() {
             let pending = conn.submit(0, 0, round.to_be_bytes().to_vec()).unwrap();
             let request = raw.recv();
             raw.send_packet(&ok_response(0, request.tag(), 0, request.payload()));
-            assert_eq!(pending.wait_timeout(LONG).ok().expect("an answer").payload, round.to_be_bytes());
+            assert_eq!(pending.wait_timeout(LONG).expect("an answer").payload, round.to_be_bytes());
             // Now the reader may have left the stream: the peer asks.
             let started = Instant::now();
             raw.send_packet(&Packet::request(0, 100 + round, 0, 0, b"yours?".to_vec()).unwrap());
