@@ -68,7 +68,10 @@ pub(crate) fn work(me: usize, serving: &Arc<Serving>) {
                 serving.send.send_response(response, light);
                 pool.answered();
             }
-            Job::Send(packet) => serving.send.send_response(packet, false),
+            Job::Send(packet) => {
+                serving.send.send_response(packet, false);
+                pool.answered();
+            }
             Job::Read(reading) => {
                 reader::serve(reading, me, serving);
             }

@@ -108,7 +108,8 @@ pub(crate) struct Pool<R> {
     spawn: Spawner,
     /// Which thread reads the stream, by number.
     reading: AtomicUsize,
-    /// Answers taken out of service but not yet handed to the send path. A
+    /// Answers taken out of service but not yet handed to the send path,
+    /// and those the reader left to a worker ([`Pool::send_later`]). A
     /// request leaves service before its answer is sent (so that a peer
     /// reusing the tag at once is not refused), and close must not send EOF
     /// ahead of such an answer: draining waits for this to reach zero too.
@@ -248,6 +249,10 @@ impl<R> Pool<R> {
         if state.jobs.len() >= self.limit {
             return Err(ConnectionError::TooManyIncoming { limit: self.limit });
         }
+        // An answer on its way until the worker has sent it: a drain waits
+        // for it, and is woken by the worker's `answered`, not by the job
+        // leaving the queue (which would let EOF overtake it).
+        self.answering.fetch_add(1, SeqCst);
         state.jobs.push_back(Job::Send(packet));
         self.wake(state)
     }
