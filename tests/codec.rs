@@ -714,3 +714,47 @@ fn a_stream_ending_after_a_suspension_inside_a_frame_is_an_unexpected_eof() {
         assert!(matches!(read, Err(ReadError::Protocol(ProtocolError::UnexpectedEof))), "cut at {cut}: {read:?}");
     }
 }
+
+/// A gate that allows a few bytes at a time and suspends before every
+/// other read: the same packets come out, resumed, and no read asks for
+/// more than the gate allowed.
+#[test]
+fn a_gated_read_reads_no_more_than_the_gate_allows_and_resumes_when_it_refuses() {
+    let mut packets = every_mix();
+    packets.push(Packet::request(3, 9, 1, 2, vec![0x5a; 150_000]).unwrap());
+    let bytes: Vec<u8> = packets.iter().flat_map(frame).collect();
+    struct Limited {
+        inner: Cursor<Vec<u8>>,
+        allowed: std::rc::Rc<std::cell::Cell<usize>>,
+    }
+    impl Read for Limited {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            assert!(buf.len() <= self.allowed.get(), "asked for {} with {} allowed", buf.len(), self.allowed.get());
+            self.inner.read(buf)
+        }
+    }
+    let allowed = std::rc::Rc::new(std::cell::Cell::new(0));
+    let stream = Limited { inner: Cursor::new(bytes), allowed: std::rc::Rc::clone(&allowed) };
+    let mut reader = PacketReader::new(stream, DEFAULT_MAX_PACKET_SIZE);
+    let mut open = false;
+    let mut gate = |_exact: bool| -> io::Result<usize> {
+        open = !open;
+        if open {
+            allowed.set(777);
+            Ok(777)
+        } else {
+            allowed.set(0);
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+    };
+    let mut read = Vec::new();
+    loop {
+        match reader.read_packet_gated(&mut gate) {
+            Ok(Some(packet)) => read.push(packet),
+            Ok(None) => break,
+            Err(ReadError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => panic!("{error}"),
+        }
+    }
+    assert_eq!(read, packets);
+}

@@ -68,9 +68,11 @@ pub(crate) struct Slot {
 const WAITER_COUNTED: u8 = 1;
 const WAITER_RELEASED: u8 = 2;
 
+/// The failure is boxed: a connection error is larger than an answer, and
+/// every request in flight holds a slot.
 enum SlotState {
     Waiting,
-    Done(Result<Response, RequestError>),
+    Done(Result<Response, Box<RequestError>>),
     Taken,
 }
 
@@ -105,7 +107,7 @@ impl Slot {
     pub fn complete(&self, outcome: Result<Response, RequestError>) {
         let mut state = self.state.lock();
         if matches!(*state, SlotState::Waiting) {
-            *state = SlotState::Done(outcome);
+            *state = SlotState::Done(outcome.map_err(Box::new));
             self.done.store(true, Ordering::Release);
             drop(state);
             self.ready.notify_all();
@@ -132,7 +134,7 @@ impl Slot {
             }
         }
         match std::mem::replace(&mut *state, SlotState::Taken) {
-            SlotState::Done(outcome) => Some(outcome),
+            SlotState::Done(outcome) => Some(outcome.map_err(|error| *error)),
             // Waiting (timed out); Taken cannot be seen, as the one handle
             // that takes is consumed by the taking.
             other => {
@@ -189,6 +191,10 @@ fn outcome(packet: Packet) -> Result<Response, RequestError> {
 #[derive(Default)]
 pub(crate) struct TagMap {
     next_tag: HashMap<u64, u64, TagBuild>,
+    /// Channel 0's answers, by tag alone: nearly every request is there,
+    /// and an entry without its channel is a third smaller.
+    answers_0: HashMap<u64, Arc<Slot>, TagBuild>,
+    /// The other channels' answers.
     answers: HashMap<Key, Arc<Slot>, TagBuild>,
     conversations: HashMap<Key, Arc<dyn Conversation>, TagBuild>,
     /// Once set, no new requests are taken; the reason is what submit returns.
@@ -224,6 +230,7 @@ impl TagMap {
         // 2^64 requests on one channel will not happen; refuse rather than reuse.
         *next = next.checked_add(1).ok_or(ConnectionError::Closed)?;
         match entry {
+            Entry::Answer(slot) if channel == 0 => self.answers_0.insert(tag, slot).map(drop),
             Entry::Answer(slot) => self.answers.insert((channel, tag), slot).map(drop),
             Entry::Conversation(conversation) => self.conversations.insert((channel, tag), conversation).map(drop),
         };
@@ -257,7 +264,7 @@ impl TagMap {
 
     /// Forgets what waits on `key`.
     pub fn remove(&mut self, key: Key) {
-        if self.answers.remove(&key).is_none() && !self.conversations.is_empty() {
+        if self.take_answer(key).is_none() && !self.conversations.is_empty() {
             self.conversations.remove(&key);
         }
     }
@@ -265,7 +272,7 @@ impl TagMap {
     /// Finds the entry a packet for `key` belongs to. An answer's entry is
     /// removed at once; a conversation's stays until it says it is done.
     pub fn find(&mut self, key: Key) -> Found {
-        if let Some(slot) = self.answers.remove(&key) {
+        if let Some(slot) = self.take_answer(key) {
             return Found::Answer(slot);
         }
         if let Some(conversation) = self.conversations.get(&key) {
@@ -293,12 +300,21 @@ impl TagMap {
     /// outside the lock.
     pub fn take_all(&mut self, reason: ConnectionError) -> Vec<Entry> {
         self.refuse_new(reason);
-        let answers = self.answers.drain().map(|(_, slot)| Entry::Answer(slot));
+        let answers_0 = self.answers_0.drain().map(|(_, slot)| Entry::Answer(slot));
+        let answers = answers_0.chain(self.answers.drain().map(|(_, slot)| Entry::Answer(slot)));
         answers.chain(self.conversations.drain().map(|(_, conversation)| Entry::Conversation(conversation))).collect()
     }
 
     pub fn outstanding(&self) -> usize {
-        self.answers.len() + self.conversations.len()
+        self.answers_0.len() + self.answers.len() + self.conversations.len()
+    }
+
+    fn take_answer(&mut self, (channel, tag): Key) -> Option<Arc<Slot>> {
+        if channel == 0 {
+            self.answers_0.remove(&tag)
+        } else {
+            self.answers.remove(&(channel, tag))
+        }
     }
 
     pub fn has_conversations(&self) -> bool {
@@ -309,7 +325,8 @@ impl TagMap {
     /// connection's own, on the control channel, not counted).
     pub fn callers_waiting(&self) -> usize {
         let of_the_application = |&(channel, _): &Key| channel != ext::CONTROL_CHANNEL;
-        self.answers.keys().filter(|key| of_the_application(key)).count()
+        self.answers_0.len()
+            + self.answers.keys().filter(|key| of_the_application(key)).count()
             + self.conversations.keys().filter(|key| of_the_application(key)).count()
     }
 }

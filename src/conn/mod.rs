@@ -62,7 +62,7 @@ use crate::config::Config;
 use crate::ext;
 use crate::ext::negotiation::State as Extensions;
 use crate::threads;
-use crate::transport::{self, Deadlined, Hooks, Transport};
+use crate::transport::{self, Hooks, Transport};
 use crate::wire::{Packet, PacketReader};
 
 /// A bidirectional request/response connection over a byte stream.
@@ -193,12 +193,13 @@ impl PacketConnection {
                 writer::run(queue, &send.outbox, &send.timer, &name)
             })?
         };
-        let packets = PacketReader::new(Deadlined::new(reader, hooks.readable), config.max_packet_size());
+        let packets = PacketReader::new(reader, config.max_packet_size());
+        let readable = hooks.readable;
         let reader = {
             let serving = Arc::clone(&serving);
             let thread_name = serving.pool.thread_name(serving.pool.reader_number());
             threads::spawn(thread_name, config.thread_stack_size(), move || {
-                serve::read_then_work(ReadState::new(packets), serving)
+                serve::read_then_work(ReadState::new(packets, readable), serving)
             })
         };
         let reader = match reader {

@@ -32,9 +32,6 @@ const SPIN_BACKOFF: u32 = 8;
 #[must_use = "dropping a Pending cancels its request"]
 pub struct Pending {
     slot: Arc<Slot>,
-    /// Set once a wait has taken the outcome, so that drop need not look at
-    /// the slot again.
-    settled: bool,
     key: Key,
     link: Arc<Link>,
 }
@@ -64,7 +61,7 @@ pub enum TryWaitError {
 
 impl Pending {
     pub(crate) fn new(slot: Arc<Slot>, key: Key, link: Arc<Link>) -> Self {
-        Pending { slot, settled: false, key, link }
+        Pending { slot, key, link }
     }
 
     /// The request's channel.
@@ -141,9 +138,7 @@ impl Pending {
     /// Some(past instant) only looks. `None` means still waiting.
     fn take(&mut self, deadline: Option<Instant>) -> Option<Result<Response, RequestError>> {
         if self.flush_if_waiting() {
-            let outcome = self.slot.take(deadline);
-            self.settled |= outcome.is_some();
-            return outcome;
+            return self.slot.take(deadline);
         }
         // Reads the stream itself while nobody else does; else waits as
         // before, counted as waiting so that the stream is not left unread.
@@ -158,7 +153,6 @@ impl Pending {
         if let Some(reading) = reading {
             reading.leave_wait(&self.slot);
         }
-        self.settled |= outcome.is_some();
         outcome
     }
 
@@ -219,7 +213,8 @@ fn spin_on(slot: &Slot, spin: Duration, deadline: Option<Instant>) -> bool {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if !self.settled && !self.slot.is_done() {
+        // A taken outcome left the slot done: nothing to give up.
+        if !self.slot.is_done() {
             let Link { calls, send, control, .. } = &*self.link;
             calls.forget(self.key);
             // Whoever races us (the answer, a failed connection) loses: the

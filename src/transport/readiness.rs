@@ -1,14 +1,13 @@
 //! Reading with a deadline: a stream whose read half is a file descriptor
-//! can be asked whether it has bytes before a read, so that a read need not
-//! block past a deadline. A caller waiting for its answer reads the stream
-//! itself this way while nobody else does (see `conn::serve::lead`); it must
-//! be able to stop at its own deadline, and give the stream back in the
-//! middle of a frame (`PacketReader` resumes it).
+//! can be asked whether it has bytes, and how many, before a read, so that
+//! no read blocks past a deadline. A caller waiting for its answer reads the
+//! stream itself this way while nobody else does (see `conn::serve::lead`):
+//! it must stop at its own deadline, and may give the stream back in the
+//! middle of a frame (a [`PacketReader`](crate::wire::PacketReader) resumes
+//! it). This is the [`Gate`](crate::wire::Gate) of its reads.
 
-use std::io::{self, Read};
+use std::io;
 use std::time::Instant;
-
-use super::base::ReadHalf;
 
 /// The descriptor of a read half, to wait on. Its owner is the read half
 /// itself, which lives as long as the reading state holding both.
@@ -18,39 +17,21 @@ pub(crate) type Fd = std::os::fd::RawFd;
 #[cfg(not(unix))]
 pub(crate) type Fd = std::convert::Infallible;
 
-/// A read half, with a deadline that reads honour when its descriptor is
-/// known: past it, a read with nothing to read fails with
-/// [`WouldBlock`](io::ErrorKind::WouldBlock) instead of blocking.
-pub(crate) struct Deadlined {
-    inner: Box<dyn ReadHalf>,
-    fd: Option<Fd>,
-    until: Option<Instant>,
-}
-
-impl Deadlined {
-    pub fn new(inner: Box<dyn ReadHalf>, fd: Option<Fd>) -> Self {
-        Deadlined { inner, fd, until: None }
+/// The gate of a read of `fd` that gives up at `until`: how many bytes may
+/// be read now (see [`Gate`](crate::wire::Gate)), or
+/// [`WouldBlock`](io::ErrorKind::WouldBlock) once the deadline has passed
+/// with nothing to read.
+pub(crate) fn gate(fd: Fd, until: Instant, exact: bool) -> io::Result<usize> {
+    if !readable(fd, until)? {
+        return Err(io::ErrorKind::WouldBlock.into());
     }
-
-    /// Reads from now on give up at `until` (`None`: they block).
-    pub fn set_deadline(&mut self, until: Option<Instant>) {
-        self.until = until;
+    if !exact {
+        // One read call returns whatever is there.
+        return Ok(usize::MAX);
     }
-
-    pub fn into_inner(self) -> Box<dyn ReadHalf> {
-        self.inner
-    }
-}
-
-impl Read for Deadlined {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let (Some(until), Some(fd)) = (self.until, self.fd) {
-            if !readable(fd, until)? {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-        }
-        self.inner.read(buf)
-    }
+    // Nothing there though readable: the end of the stream, or an error,
+    // which one read shows.
+    Ok(available(fd)?.max(1))
 }
 
 /// Waits until `fd` has something to read (bytes, its end, an error) or
@@ -81,8 +62,25 @@ fn readable(fd: Fd, until: Instant) -> io::Result<bool> {
     }
 }
 
+/// How many bytes `fd` has to read now.
+#[cfg(unix)]
+fn available(fd: Fd) -> io::Result<usize> {
+    let mut count: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points at
+    // `count`; the descriptor is open (see `readable`).
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut count) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(count).unwrap_or(0))
+}
+
 #[cfg(not(unix))]
 fn readable(fd: Fd, _until: Instant) -> io::Result<bool> {
+    match fd {}
+}
+
+#[cfg(not(unix))]
+fn available(fd: Fd) -> io::Result<usize> {
     match fd {}
 }
 
@@ -90,24 +88,28 @@ fn readable(fd: Fd, _until: Instant) -> io::Result<bool> {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::fd::AsRawFd;
     use std::time::Duration;
 
     #[test]
-    fn a_read_past_its_deadline_would_block_and_a_later_one_reads() {
-        use std::os::fd::AsRawFd;
+    fn the_gate_waits_until_its_deadline_and_counts_what_is_there() {
         let (reader, mut writer) = io::pipe().unwrap();
         let fd = reader.as_raw_fd();
-        let mut deadlined = Deadlined::new(Box::new(reader), Some(fd));
-        let mut buf = [0; 8];
-        deadlined.set_deadline(Some(Instant::now() + Duration::from_millis(5)));
         let started = Instant::now();
-        let error = deadlined.read(&mut buf).unwrap_err();
+        let error = gate(fd, Instant::now() + Duration::from_millis(5), false).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
         assert!(started.elapsed() >= Duration::from_millis(5), "not before its deadline");
-        writer.write_all(b"hi").unwrap();
-        assert_eq!(deadlined.read(&mut buf).unwrap(), 2);
+        writer.write_all(b"hello").unwrap();
+        assert_eq!(gate(fd, Instant::now(), false).unwrap(), usize::MAX);
+        assert_eq!(gate(fd, Instant::now(), true).unwrap(), 5);
         drop(writer);
-        // The end of the stream is something to read too.
-        assert_eq!(deadlined.read(&mut buf).unwrap(), 0);
+        drop(reader);
+    }
+
+    #[test]
+    fn the_end_of_a_stream_is_something_to_read() {
+        let (reader, writer) = io::pipe().unwrap();
+        drop(writer);
+        assert_eq!(gate(reader.as_raw_fd(), Instant::now(), true).unwrap(), 1);
     }
 }

@@ -23,10 +23,10 @@ const READ_BUFFER: usize = 64 << 10;
 /// only as its bytes arrive.
 ///
 /// A read of the stream that fails with [`io::ErrorKind::WouldBlock`] (a
-/// non-blocking stream, or one that gives up at a deadline) suspends the
-/// frame being read: [`read_packet`](Self::read_packet) returns that error,
-/// and the next call goes on where it stopped, so a thread can give reading
-/// up in the middle of a frame and another can finish it.
+/// non-blocking stream, or a [gate](Self::read_packet_gated) that gives up
+/// at a deadline) suspends the frame being read: the read returns that
+/// error, and the next call goes on where it stopped, so a thread can give
+/// reading up in the middle of a frame and another can finish it.
 pub struct PacketReader<R> {
     inner: R,
     buf: Box<[u8]>,
@@ -53,6 +53,20 @@ struct Partial {
     len: usize,
 }
 
+/// Asked before each read of the stream by
+/// [`read_packet_gated`](PacketReader::read_packet_gated): how many bytes may
+/// be read now without blocking, at least one, or an error (such as
+/// [`WouldBlock`](io::ErrorKind::WouldBlock), to suspend). With `exact`
+/// false, any count that lets one read call return at once will do (the
+/// reader then makes one call); with `exact` true it must be a count of
+/// bytes that are there, as the reader may read until it has them all.
+pub type Gate<'a> = dyn FnMut(bool) -> io::Result<usize> + 'a;
+
+/// The gate of a plain blocking read: anything, waiting if need be.
+fn ungated(_exact: bool) -> io::Result<usize> {
+    Ok(usize::MAX)
+}
+
 /// How many of a frame's first bytes [`PacketReader::frame_start`] keeps.
 pub const FRAME_START_LEN: usize = 64;
 
@@ -71,12 +85,6 @@ impl<R: Read> PacketReader<R> {
             bytes_read: 0,
             partial: None,
         }
-    }
-
-    /// The stream, for a caller that must reach it between reads (to set a
-    /// deadline on it, say).
-    pub fn get_mut(&mut self) -> &mut R {
-        &mut self.inner
     }
 
     /// The first bytes (at most [`FRAME_START_LEN`]) of the frame that
@@ -115,7 +123,7 @@ impl<R: Read> PacketReader<R> {
     /// Reads more bytes into the buffer; `Ok(0)` at the end of the stream.
     /// The bytes of the frame being read stay (its prefix and header, for
     /// [`frame_start`](Self::frame_start)); what came before it goes.
-    fn fill(&mut self) -> io::Result<usize> {
+    fn fill(&mut self, gate: &mut Gate<'_>) -> io::Result<usize> {
         let keep = self.frame_begin.min(self.start);
         if keep == self.end {
             self.start = 0;
@@ -127,16 +135,17 @@ impl<R: Read> PacketReader<R> {
             self.start -= keep;
             self.frame_begin -= keep;
         }
-        let n = read_retrying(&mut self.inner, &mut self.buf[self.end..])?;
+        let room = (self.buf.len() - self.end).min(gate(false)?.max(1));
+        let n = read_retrying(&mut self.inner, &mut self.buf[self.end..self.end + room])?;
         self.end += n;
         self.bytes_read += n as u64;
         Ok(n)
     }
 
     /// Fills until at least `want` bytes are buffered.
-    fn fill_to(&mut self, want: usize) -> Result<(), ReadError> {
+    fn fill_to(&mut self, want: usize, gate: &mut Gate<'_>) -> Result<(), ReadError> {
         while self.end - self.start < want {
-            if self.fill()? == 0 {
+            if self.fill(gate)? == 0 {
                 return Err(ProtocolError::UnexpectedEof.into());
             }
         }
@@ -153,9 +162,21 @@ impl<R: Read> PacketReader<R> {
     /// kind [`WouldBlock`](io::ErrorKind::WouldBlock) only suspends the
     /// frame: call again to go on.
     pub fn read_packet(&mut self) -> Result<Option<Packet>, ReadError> {
+        self.read_packet_gated(&mut ungated)
+    }
+
+    /// [`read_packet`](Self::read_packet), asking `gate` before each read of
+    /// the stream how much may be read without blocking (see [`Gate`]): a
+    /// read that must give up at a deadline. The stream's own reads still
+    /// fill the payload buffers directly (no zeroing first), which a wrapper
+    /// implementing only [`Read::read`] would lose.
+    ///
+    /// # Errors
+    /// As [`read_packet`](Self::read_packet), and the gate's.
+    pub fn read_packet_gated(&mut self, gate: &mut Gate<'_>) -> Result<Option<Packet>, ReadError> {
         if let Some(partial) = self.partial.take() {
             let Partial { header, mut payload, len } = partial;
-            return match self.finish_payload(&mut payload, len) {
+            return match self.finish_payload(&mut payload, len, gate) {
                 Ok(()) => Ok(Some(header.with_payload(payload))),
                 Err(error) => Err(self.payload_failed(header, payload, len, error)),
             };
@@ -166,7 +187,7 @@ impl<R: Read> PacketReader<R> {
             if let Some(found) = decode_varint(&self.buf[self.start..self.end])? {
                 break found;
             }
-            if self.fill()? == 0 {
+            if self.fill(gate)? == 0 {
                 if self.start == self.end {
                     return Ok(None);
                 }
@@ -176,15 +197,15 @@ impl<R: Read> PacketReader<R> {
         let len = check_len(len, self.max_packet_size)?;
         // Nothing is consumed before the header is whole: a read that
         // suspends until then leaves the frame to be decoded afresh.
-        self.fill_to(prefix + len.min(MAX_HEADER_LEN))?;
+        self.fill_to(prefix + len.min(MAX_HEADER_LEN), gate)?;
         self.start += prefix;
         let visible = len.min(self.end - self.start);
         let (header, at) = parse_header(&self.buf[self.start..self.start + visible])?;
         self.start += at;
-        self.read_payload(header, len - at).map(Some)
+        self.read_payload(header, len - at, gate).map(Some)
     }
 
-    fn read_payload(&mut self, header: Header, len: usize) -> Result<Packet, ReadError> {
+    fn read_payload(&mut self, header: Header, len: usize, gate: &mut Gate<'_>) -> Result<Packet, ReadError> {
         let buffered = self.end - self.start;
         if buffered >= len {
             let payload = self.buf[self.start..self.start + len].to_vec();
@@ -201,7 +222,7 @@ impl<R: Read> PacketReader<R> {
         self.start = 0;
         self.end = 0;
         self.frame_begin = 0;
-        match self.finish_payload(&mut payload, len) {
+        match self.finish_payload(&mut payload, len, gate) {
             Ok(()) => Ok(header.with_payload(payload)),
             Err(error) => Err(self.payload_failed(header, payload, len, error)),
         }
@@ -221,14 +242,14 @@ impl<R: Read> PacketReader<R> {
     }
 
     /// Reads the rest of a payload that is not all in the buffer.
-    fn finish_payload(&mut self, payload: &mut Vec<u8>, len: usize) -> Result<(), ReadError> {
+    fn finish_payload(&mut self, payload: &mut Vec<u8>, len: usize, gate: &mut Gate<'_>) -> Result<(), ReadError> {
         while payload.len() < len {
             let missing = len - payload.len();
             if missing < self.buf.len() / 2 {
                 // A short tail: read it through the buffer, which also picks
                 // up the frames behind it in the same read call. The buffer
                 // begins with the tail here (it was emptied for the payload).
-                match self.fill_to(missing) {
+                match self.fill_to(missing, gate) {
                     Ok(()) => {}
                     Err(error) if is_would_block(&error) => return Err(error),
                     Err(error) => {
@@ -245,8 +266,10 @@ impl<R: Read> PacketReader<R> {
             payload.reserve(missing.min(payload.len().max(MAX_PREALLOC)));
             let room = payload.capacity() - payload.len();
             let before = payload.len();
+            // Reads until it has them all: only as many as are there.
+            let ready = gate(true)?.max(1);
             // Bytes read before a read that would block stay in `payload`.
-            let read = (&mut self.inner).take(room.min(missing) as u64).read_to_end(payload);
+            let read = (&mut self.inner).take(room.min(missing).min(ready) as u64).read_to_end(payload);
             let n = payload.len() - before;
             self.bytes_read += n as u64;
             read?;

@@ -51,6 +51,10 @@ pub(crate) const LINGER: Duration = Duration::from_millis(1);
 /// whether its wait was ended from outside.
 const SLICE: Duration = Duration::from_millis(10);
 
+/// A caller reading for itself looks at the clock at least once in this
+/// many packets.
+const CLOCK_EVERY: u32 = 32;
+
 /// After this many lingers in a row that no caller took, the reading
 /// thread stays on the stream for [`SKIP`] answers.
 const MISSES: u32 = 4;
@@ -203,25 +207,40 @@ impl Reading for Serving {
         let Some(mut reading) = self.lead.enter(slot, lead) else { return };
         let done = || slot.is_done();
         Counters::add(&self.send.counters.caller_reads, 1);
+        let slice_end = |now: Instant| deadline.map_or(now + SLICE, |deadline| deadline.min(now + SLICE));
+        reading.until = Some(slice_end(Instant::now()));
+        let mut unclocked = 0u32;
         let (mut reading, ended) = loop {
             // Whole frames already read are dispatched before the stream is
             // left: nobody may read again for a linger.
-            if done() && !reading.packets.has_buffered_packet() {
+            let buffered = reading.packets.has_buffered_packet();
+            if done() && !buffered {
                 break (reading, None);
             }
-            let now = Instant::now();
-            if deadline.is_some_and(|deadline| deadline <= now) && !reading.packets.has_buffered_packet() {
-                break (reading, None);
+            // The clock is read when a read gave up (the slice or the
+            // deadline passed) and every so many packets otherwise, not for
+            // each: a stream of packets that are not this caller's answer
+            // must not keep it past its deadline.
+            if unclocked >= CLOCK_EVERY {
+                unclocked = 0;
+                let now = Instant::now();
+                if deadline.is_some_and(|deadline| deadline <= now) && !buffered {
+                    break (reading, None);
+                }
+                reading.until = Some(slice_end(now));
             }
-            let until = deadline.map_or(now + SLICE, |deadline| deadline.min(now + SLICE));
-            reading.packets.get_mut().set_deadline(Some(until));
+            unclocked += 1;
             match reader::read_one(reading, Role::Caller, &self) {
-                Step::Go(next) | Step::Suspended(next) => reading = next,
+                Step::Go(next) => reading = next,
+                Step::Suspended(next) => {
+                    reading = next;
+                    unclocked = CLOCK_EVERY;
+                }
                 Step::End(last, outcome) => break (last, Some(outcome)),
                 Step::TakenOver | Step::Linger(_) => unreachable!("a caller runs no section and never lingers"),
             }
         };
-        reading.packets.get_mut().set_deadline(None);
+        reading.until = None;
         // Requests decoded here go to the workers before the stream is left.
         let ended = match ended {
             None => reader::hand_on(&mut reading, &self).err().map(Err),

@@ -27,6 +27,7 @@ use crate::conn::error::ConnectionError;
 use crate::conn::stats::Counters;
 use crate::ext::notice::{Notice, NoticeError};
 use crate::ext::{self, Feature};
+use crate::transport;
 use crate::wire::{self, Control, Packet, ProtocolError, ReadError};
 
 /// A handler the reader ran for longer than this counts as slow.
@@ -72,7 +73,7 @@ pub(crate) fn finish(mut reading: ReadState, outcome: Result<(), ConnectionError
         Err(error) => log::debug!("{}: reading failed: {error}", serving.name),
     }
     let (reader, unread) = reading.packets.into_parts();
-    serving.reading_ended(outcome, ReaderEnd { reader: reader.into_inner(), unread });
+    serving.reading_ended(outcome, ReaderEnd { reader, unread });
 }
 
 /// Who reads: a thread of the connection (the reader, or a worker that took
@@ -159,7 +160,11 @@ pub(crate) fn read_one(mut reading: ReadState, role: Role, serving: &Arc<Serving
         return Step::Linger(reading);
     }
     let counters = &serving.counters;
-    let packet = match reading.packets.read_packet() {
+    let read = match (reading.until, reading.fd) {
+        (Some(until), Some(fd)) => reading.packets.read_packet_gated(&mut |exact| transport::gate(fd, until, exact)),
+        _ => reading.packets.read_packet(),
+    };
+    let packet = match read {
         Err(ReadError::Io(error)) if error.kind() == std::io::ErrorKind::WouldBlock => {
             return Step::Suspended(reading);
         }

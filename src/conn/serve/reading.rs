@@ -1,13 +1,20 @@
 //! The reading state: everything the thread that reads needs, which moves to
 //! another thread when a worker takes reading over.
 
-use crate::transport::{Deadlined, ReadHalf};
+use std::time::Instant;
+
+use crate::transport::{Fd, ReadHalf};
 use crate::wire::{Packet, PacketReader};
 
 /// Everything reading needs, handed from thread to thread on a takeover,
 /// and to a caller that reads for itself.
 pub(crate) struct ReadState {
-    pub packets: PacketReader<Deadlined>,
+    pub packets: PacketReader<Box<dyn ReadHalf>>,
+    /// The stream's descriptor, when reads can wait on it with a deadline.
+    pub fd: Option<Fd>,
+    /// Reads give up at this deadline (a caller's; the reading thread's
+    /// reads block).
+    pub until: Option<Instant>,
     /// After the peer's ERQ its requests are refused.
     pub peer_ended_requests: bool,
     /// Whether answers this thread ran are staged and not yet flushed.
@@ -30,9 +37,11 @@ pub(crate) struct ReadState {
 pub(crate) const BATCH_MAX: usize = 64;
 
 impl ReadState {
-    pub fn new(packets: PacketReader<Deadlined>) -> Self {
+    pub fn new(packets: PacketReader<Box<dyn ReadHalf>>, fd: Option<Fd>) -> Self {
         ReadState {
             packets,
+            fd,
+            until: None,
             peer_ended_requests: false,
             replies_staged: false,
             answered: 0,
