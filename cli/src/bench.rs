@@ -148,7 +148,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
 }
 
 fn table(results: &[Measured], peer: &Peer, size: usize, bulk: usize) -> String {
-    let mut out = format!("{:<28} {:>14} {:<8} {:>10} {:>10} {:>8}\n", "scenario", "result", "", "per op", "ops", "seconds");
+    let mut out =
+        format!("{:<28} {:>14} {:<8} {:>10} {:>10} {:>8}\n", "scenario", "result", "", "per op", "ops", "seconds");
     for measured in results {
         let per_op = measured.secs * 1e6 / measured.ops.max(1) as f64;
         let figure = match measured.scenario {

@@ -173,8 +173,9 @@ mod tests {
     fn stdout_answers_ok_and_stderr_fails() {
         let ok = run("tr a-z A-Z", b"hello", Duration::from_secs(10)).unwrap();
         assert_eq!((ok.flags, ok.payload), (0, b"HELLO".to_vec()));
-        let env = run("echo $PACKETSTREAM_RQ_TYPE $PACKETSTREAM_FLAGS $PACKETSTREAM_CHANNEL $PACKETSTREAM_TAG", b"", LONG)
-            .unwrap();
+        let env =
+            run("echo $PACKETSTREAM_RQ_TYPE $PACKETSTREAM_FLAGS $PACKETSTREAM_CHANNEL $PACKETSTREAM_TAG", b"", LONG)
+                .unwrap();
         assert_eq!(env.payload, b"3 9 0 7\n");
         let failed = run("echo out; echo bad >&2; exit 4", b"", LONG).unwrap_err();
         assert_eq!(failed.payload, b"bad\n");

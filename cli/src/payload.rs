@@ -25,8 +25,7 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     let trimmed = text.trim();
     let body = trimmed.strip_prefix("0x").or_else(|| trimmed.strip_prefix("0X")).unwrap_or(trimmed);
-    let digits: Vec<u8> =
-        body.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b':' | b'_')).collect();
+    let digits: Vec<u8> = body.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b':' | b'_')).collect();
     if let Some(bad) = digits.iter().find(|b| !b.is_ascii_hexdigit()) {
         return Err(format!("not hex: {:?} has {:?}", text, char::from(*bad)));
     }

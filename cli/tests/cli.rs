@@ -198,7 +198,8 @@ fn call_prints_text_hex_and_json_and_says_how_it_went() {
     assert_eq!(run(&["call", "--text", "line\n", "--", server]).text(), "line\n");
     assert_eq!(run(&["call", "--", server]).text(), "\n");
 
-    let json = run(&["call", "--flags", "0x10", "--type", "7", "--text", "hi", "--repeat", "3", "--json", "--", server]);
+    let json =
+        run(&["call", "--flags", "0x10", "--type", "7", "--text", "hi", "--repeat", "3", "--json", "--", server]);
     assert_code(&json, 0, "call --json --repeat 3");
     let objects = json.json();
     assert_eq!(objects.len(), 3);
@@ -213,7 +214,10 @@ fn call_prints_text_hex_and_json_and_says_how_it_went() {
     assert!(failed.stderr.contains("the peer failed the request: rq_type 1 always fails"), "{}", failed.stderr);
     let failed = run(&["call", "--type", "1", "--json", "--", server]);
     assert_code(&failed, 1, "a failed request, as JSON");
-    assert_eq!(failed.json(), [serde_json::json!({"ok": false, "flags": 0, "payload_hex": hex(b"rq_type 1 always fails")})]);
+    assert_eq!(
+        failed.json(),
+        [serde_json::json!({"ok": false, "flags": 0, "payload_hex": hex(b"rq_type 1 always fails")})]
+    );
     // A channel the server does not serve is refused: a failure too.
     let refused = run(&["call", "--channel", "5", "--", server]);
     assert_code(&refused, 1, "an unserved channel");
@@ -296,7 +300,10 @@ fn serve_exec_answers_with_stdout_and_fails_with_stderr() {
     let upper = call(&["--text", "make me loud"], "tr a-z A-Z");
     assert_code(&upper, 0, "serve --exec tr");
     assert_eq!(upper.text(), "MAKE ME LOUD\n");
-    let env = call(&["--type", "7", "--flags", "9", "--json"], "echo $PACKETSTREAM_RQ_TYPE $PACKETSTREAM_FLAGS $PACKETSTREAM_CHANNEL");
+    let env = call(
+        &["--type", "7", "--flags", "9", "--json"],
+        "echo $PACKETSTREAM_RQ_TYPE $PACKETSTREAM_FLAGS $PACKETSTREAM_CHANNEL",
+    );
     assert_eq!(env.json(), [serde_json::json!({"ok": true, "flags": 0, "payload_hex": hex(b"7 9 0\n")})]);
 
     // A failing command fails the request with its stderr.
@@ -365,7 +372,8 @@ fn conversation(python: &Path, dir: &Path) -> Conversation {
     assert_code(&run, 0, "echo_client.py through tap");
     assert!(run.text().starts_with("echo_client.py: ok"), "{}", run.text());
     let log_text = std::fs::read_to_string(&log).expect("the log");
-    let log = log_text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"))).collect();
+    let log =
+        log_text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"))).collect();
     let read = |path: &str| std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     Conversation {
         log,
@@ -416,8 +424,18 @@ fn tap_between_a_python_client_and_our_echo_server() {
     let talk = conversation(&python, &dir);
     // The relay changed nothing, either way.
     assert!(talk.client_out.len() > 1 << 20, "{} bytes", talk.client_out.len());
-    assert!(talk.client_out == talk.child_in, "to the child: {} bytes became {}", talk.client_out.len(), talk.child_in.len());
-    assert!(talk.child_out == talk.client_in, "from the child: {} bytes became {}", talk.child_out.len(), talk.client_in.len());
+    assert!(
+        talk.client_out == talk.child_in,
+        "to the child: {} bytes became {}",
+        talk.client_out.len(),
+        talk.child_in.len()
+    );
+    assert!(
+        talk.child_out == talk.client_in,
+        "from the child: {} bytes became {}",
+        talk.child_out.len(),
+        talk.client_in.len()
+    );
 
     // Each direction's lines are its packets, in order, with the contract's keys.
     let mut last_t = 0.0;
@@ -512,7 +530,12 @@ fn decode_the_golden_vectors() {
             continue;
         }
         for key in ["channel", "tag", "flags"] {
-            assert_eq!(line[key].as_u64().map(|n| n.to_string()).as_deref(), Some(row[key].as_str()), "{key} of {}", row["name"]);
+            assert_eq!(
+                line[key].as_u64().map(|n| n.to_string()).as_deref(),
+                Some(row[key].as_str()),
+                "{key} of {}",
+                row["name"]
+            );
         }
         assert_eq!(line["payload_hex"], row["payload_hex"].as_str(), "{}", row["name"]);
         assert_eq!(line["len"].as_u64(), Some(row["payload_hex"].len() as u64 / 2), "{}", row["name"]);
@@ -596,9 +619,13 @@ fn check_passes_against_our_servers() {
     let server = server.to_str().unwrap();
     let plain = check_passes(&["check", "--quiet-peer", "--", server], "check of echo_server");
     assert!(plain.iter().any(|line| line.starts_with("n/a   extensions.quit")), "{plain:?}");
-    let extended = check_passes(&["check", "--quiet-peer", "--", server, "--extensions"], "check of echo_server --extensions");
+    let extended =
+        check_passes(&["check", "--quiet-peer", "--", server, "--extensions"], "check of echo_server --extensions");
     assert!(extended.iter().all(|line| !line.starts_with("n/a")), "{extended:?}");
-    check_passes(&["check", "--quiet-peer", "--", bin(), "serve", "--echo", "--stdio"], "check of serve --echo --stdio");
+    check_passes(
+        &["check", "--quiet-peer", "--", bin(), "serve", "--echo", "--stdio"],
+        "check of serve --echo --stdio",
+    );
 
     let example = util::process::example("tcp_echo_server");
     let path = socket_path("cli-check");
@@ -652,10 +679,13 @@ fn bench_measures_every_scenario() {
     assert_code(&table, 0, "bench of echo_server");
     let lines = table.lines();
     assert!(lines[0].starts_with("scenario"), "{lines:?}");
-    for (line, start) in lines[1..5].iter().zip(["A sequential 16 B", "B pipelined x64 16 B", "C concurrent 4 thr", "D bulk 1 MiB"]) {
+    for (line, start) in
+        lines[1..5].iter().zip(["A sequential 16 B", "B pipelined x64 16 B", "C concurrent 4 thr", "D bulk 1 MiB"])
+    {
         assert!(line.starts_with(start), "{line}");
     }
-    let json = run(&["bench", "--seconds", "0.2", "--only", "b,d", "--window", "8", "--json", "--", server.to_str().unwrap()]);
+    let json =
+        run(&["bench", "--seconds", "0.2", "--only", "b,d", "--window", "8", "--json", "--", server.to_str().unwrap()]);
     assert_code(&json, 0, "bench --json");
     let objects = json.json();
     assert_eq!(objects.len(), 2);

@@ -44,7 +44,8 @@ pub const CHECKS: &[Check] = &[
     },
     Check {
         name: "channel.unserved",
-        what: "requests on channels the peer does not serve are refused (unknown channel), on their own channel and tag",
+        what:
+            "requests on channels the peer does not serve are refused (unknown channel), on their own channel and tag",
         run: channel_unserved,
     },
     Check {
@@ -57,11 +58,7 @@ pub const CHECKS: &[Check] = &[
         what: "payloads from 0 bytes across the length prefix's boundaries up to the largest frame allowed are echoed",
         run: payload_sizes,
     },
-    Check {
-        name: "framing.split",
-        what: "a request written one byte at a time is read whole",
-        run: framing_split,
-    },
+    Check { name: "framing.split", what: "a request written one byte at a time is read whole", run: framing_split },
     Check {
         name: "framing.padded_length",
         what: "a length prefix with leading 0x80 padding bytes is read as the same length",
@@ -82,11 +79,7 @@ pub const CHECKS: &[Check] = &[
         what: "a request that comes before our ERQ is still answered",
         run: erq_after_request,
     },
-    Check {
-        name: "erq.then_request",
-        what: "a request after our ERQ is refused with ok = 0",
-        run: erq_then_request,
-    },
+    Check { name: "erq.then_request", what: "a request after our ERQ is refused with ok = 0", run: erq_then_request },
     Check {
         name: "eof.answers_first",
         what: "a request followed at once by our EOF is answered before the peer's EOF, and nothing follows that",
@@ -339,10 +332,8 @@ fn payload_sizes(ctx: &Context) -> Outcome {
     // A request with tag 2 on channel 0 has a 3-byte header: a body of
     // 127 bytes has a 1-byte length, 128 a 2-byte one, 16,384 a 3-byte one.
     let largest = ctx.max_packet_size.saturating_sub(3);
-    let mut sizes: Vec<usize> = [0, 1, 124, 125, 16_380, 16_381, 65_536, 1 << 20]
-        .into_iter()
-        .filter(|&size| size < largest)
-        .collect();
+    let mut sizes: Vec<usize> =
+        [0, 1, 124, 125, 16_380, 16_381, 65_536, 1 << 20].into_iter().filter(|&size| size < largest).collect();
     sizes.push(largest);
     let mut link = ctx.raw()?;
     for (i, &size) in sizes.iter().enumerate() {
@@ -439,7 +430,8 @@ fn erq_then_request(ctx: &Context) -> Outcome {
 /// The packets of the peer's end, until its stream ends: what must be its
 /// EOF (an ERQ may come before it), and nothing after it.
 fn expect_orderly_end(link: &mut RawLink) -> Result<String, String> {
-    let packets: Vec<Packet> = link.until_end()?.into_iter().filter(|p| !p.is_request() || p.control().is_some()).collect();
+    let packets: Vec<Packet> =
+        link.until_end()?.into_iter().filter(|p| !p.is_request() || p.control().is_some()).collect();
     let kinds: Vec<&str> = packets.iter().map(crate::scan::kind).collect();
     match kinds[..] {
         ["eof"] | ["erq", "eof"] => Ok(kinds.join(" then ")),
@@ -614,7 +606,9 @@ fn probe(ctx: &Context) -> Result<(Option<Vec<String>>, String), String> {
             let said = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
             Ok((Some(names), format!("a peer with extensions: features in common {said}")))
         }
-        State::Plain(PlainReason::Refused(text)) => Ok((None, format!("a plain peer: it refused the probe ({text:?})"))),
+        State::Plain(PlainReason::Refused(text)) => {
+            Ok((None, format!("a plain peer: it refused the probe ({text:?})")))
+        }
         State::Plain(reason) => Err(format!("the probe went wrong: {reason}")),
         State::Probing => Err(format!("no answer to the probe within {}", seconds(ctx.timeout))),
         State::Off => Err("extensions were off on this side".to_owned()),
@@ -639,7 +633,9 @@ fn extensions_ping(ctx: &Context) -> Outcome {
     }
     match (&features, answer.ok()) {
         (Some(_), Some(true)) if answer.payload().is_empty() => pass("answered ok and empty"),
-        (None, Some(false)) => pass(format!("refused ({:?}), as a plain peer does", String::from_utf8_lossy(answer.payload()))),
+        (None, Some(false)) => {
+            pass(format!("refused ({:?}), as a plain peer does", String::from_utf8_lossy(answer.payload())))
+        }
         (Some(_), _) => Err(format!("a peer with extensions answered PING with {}", show(&answer))),
         (None, _) => Err(format!("a plain peer answered PING with {}", show(&answer))),
     }
@@ -679,9 +675,9 @@ fn concurrency(ctx: &Context) -> Outcome {
         let callers: Vec<_> = (0..THREADS)
             .map(|t| {
                 let conn = &conn;
-                thread::Builder::new()
-                    .name(format!("check-caller-{t}"))
-                    .spawn_scoped(scope, move || -> Result<(), String> {
+                thread::Builder::new().name(format!("check-caller-{t}")).spawn_scoped(
+                    scope,
+                    move || -> Result<(), String> {
                         let mut in_flight = std::collections::VecDeque::new();
                         for i in 0..PER_THREAD {
                             let seed = t << 32 | i;
@@ -705,7 +701,8 @@ fn concurrency(ctx: &Context) -> Outcome {
                             }
                         }
                         Ok(())
-                    })
+                    },
+                )
             })
             .collect();
         callers

@@ -65,8 +65,7 @@ impl RawLink {
             Peer::Command(_) => {
                 let mut command = peer.command(quiet).expect("a command peer");
                 command.stdin(Stdio::piped()).stdout(Stdio::piped());
-                let mut child =
-                    command.spawn().map_err(|error| format!("cannot start {peer}: {error}"))?;
+                let mut child = command.spawn().map_err(|error| format!("cannot start {peer}: {error}"))?;
                 let stdin = child.stdin.take().expect("piped stdin");
                 let stdout = child.stdout.take().expect("piped stdout");
                 (Box::new(stdout), Box::new(stdin), Far::Child(child))
@@ -84,15 +83,8 @@ impl RawLink {
                     .spawn(move || write(writer, &orders, &done_tx))
                     .map(|writer| vec![reader, writer])
             });
-        let mut link = RawLink {
-            orders: Some(orders_tx),
-            done,
-            incoming,
-            threads: Vec::new(),
-            far,
-            timeout,
-            ended: false,
-        };
+        let mut link =
+            RawLink { orders: Some(orders_tx), done, incoming, threads: Vec::new(), far, timeout, ended: false };
         match spawned {
             Ok(threads) => {
                 link.threads = threads;
