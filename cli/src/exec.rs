@@ -11,6 +11,10 @@ use packetstream::{Failure, Request, Response};
 
 use crate::sys::wait_until;
 
+/// The largest answer: a response's header (tag, bits, channel) takes at
+/// most 30 bytes of the default frame limit that peers hold to.
+const MAX_ANSWER: usize = packetstream::wire::DEFAULT_MAX_PACKET_SIZE - 30;
+
 /// A command that answers requests.
 #[derive(Debug, Clone)]
 pub struct Exec {
@@ -51,6 +55,13 @@ impl Exec {
         let stdout = stdout.map_err(|error| Failure::new(format!("cannot read the command's stdout: {error}")))?;
         let stderr = stderr.map_err(|error| Failure::new(format!("cannot read the command's stderr: {error}")))?;
         match end {
+            // An answer over the peer's frame limit would end the connection
+            // at the peer: the request fails instead, saying why.
+            End::Exited(status) if status.success() && stdout.len() > MAX_ANSWER => Err(Failure::new(format!(
+                "{:?} wrote {} bytes, more than an answer can carry ({MAX_ANSWER})",
+                self.command,
+                stdout.len()
+            ))),
             End::Exited(status) if status.success() => Ok(Response { flags: 0, payload: stdout }),
             _ if !stderr.is_empty() => Err(Failure::with_flags(0, stderr)),
             End::Exited(status) => Err(Failure::new(describe(&self.command, status))),
@@ -183,6 +194,12 @@ mod tests {
         assert_eq!(silent.text(), "\"exit 5\" exited with status 5");
         let killed = run("kill -9 $$", b"", LONG).unwrap_err();
         assert_eq!(killed.text(), "\"kill -9 $$\" was killed by signal 9");
+    }
+
+    #[test]
+    fn an_answer_too_large_for_a_frame_fails() {
+        let failed = run("head -c 16777216 /dev/zero", b"", LONG).unwrap_err();
+        assert!(failed.text().contains("wrote 16777216 bytes, more than an answer can carry"), "{}", failed.text());
     }
 
     #[test]

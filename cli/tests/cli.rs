@@ -138,7 +138,7 @@ fn start_server(program: &Path, args: &[&str], count: usize) -> Server {
     let stdout = child.stdout.take().expect("piped stdout");
     // A server that never says where it listens fails the test, not hangs it.
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let reader = std::thread::spawn(move || {
+    let reader = std::thread::Builder::new().name("test-listening".into()).spawn(move || {
         let mut stdout = BufReader::new(stdout);
         let mut addrs = Vec::new();
         for _ in 0..count {
@@ -148,6 +148,7 @@ fn start_server(program: &Path, args: &[&str], count: usize) -> Server {
         }
         let _ = tx.send((addrs, stdout));
     });
+    let reader = reader.expect("a thread");
     let Ok((addrs, stdout)) = rx.recv_timeout(util::LONG) else {
         let _ = child.kill();
         let _ = child.wait();
