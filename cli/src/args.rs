@@ -58,7 +58,7 @@ pub struct PeerArgs {
 /// `packetstream call`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Each answer's payload goes to stdout, one per line: as text when it is printable UTF-8 (no \
+Each ok answer's payload goes to stdout, one per line: as text when it is printable UTF-8 (no \
 control characters but tab, newline and carriage return; a newline is added unless it ends \
 with one), else as lowercase hex. With --json, one object per answer instead: \
 {\"ok\":true,\"flags\":0,\"payload_hex\":\"6869\"}. A failed answer's text goes to stderr.
