@@ -230,6 +230,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # The command-line tool
+//!
+//! The crate `packetstream-cli` (in the repository's `cli/`) is a binary,
+//! `packetstream`, built on this library: `call` sends a request to a
+//! server or a child and prints the answer, `serve` makes echo or any shell
+//! command a service (`--exec 'CMD'`), `tap` sits between a parent and its
+//! child and logs every packet, `decode` reads a captured stream,
+//! `check` runs a conformance suite against a peer, and `bench` measures
+//! one.
+//!
+//! ```text
+//! packetstream call --text hello --connect 127.0.0.1:7000
+//! packetstream serve --exec 'tr a-z A-Z' --listen unix:/tmp/upper.sock
+//! packetstream check -- python3 my_echo_server.py
+//! ```
+//!
 //! # Logging
 //!
 //! Through the `log` crate: every packet in and out at trace level (`->` and

@@ -1,5 +1,6 @@
-//! The BSUInt integers and the packet frame codec, against the bytes of
-//! docs/wire-format.md and by round trips through both decoders.
+//! The BSUInt integers and the packet frame codec, against the golden
+//! vectors published in tests/data/golden/ (described in docs/protocol.md)
+//! and by round trips through both decoders.
 
 use std::io::{self, Cursor, Read};
 
@@ -88,28 +89,6 @@ fn is_protocol(result: Result<Option<Packet>, ReadError>, expected: &ProtocolErr
 // BSUInt
 
 #[test]
-fn varint_table_of_the_wire_format() {
-    let table: &[(u64, &[u8])] = &[
-        (0, &[0x00]),
-        (1, &[0x01]),
-        (127, &[0x7f]),
-        (128, &[0x81, 0x00]),
-        (255, &[0x81, 0x7f]),
-        (16383, &[0xff, 0x7f]),
-        (16384, &[0x81, 0x80, 0x00]),
-    ];
-    for &(value, bytes) in table {
-        assert_eq!(varint(value), bytes, "encoding {value}");
-        assert_eq!(varint_len(value), bytes.len(), "length of {value}");
-        assert_eq!(decode_varint(bytes), Ok(Some((value, bytes.len()))), "decoding {value}");
-        // Bytes after the integer are not its business.
-        let mut longer = bytes.to_vec();
-        longer.extend_from_slice(&[0xff, 0x00]);
-        assert_eq!(decode_varint(&longer), Ok(Some((value, bytes.len()))), "decoding {value} with a tail");
-    }
-}
-
-#[test]
 fn varint_is_big_endian_not_leb128() {
     // 300 = 0b10_0101100: LEB128 would be ac 02.
     assert_eq!(varint(300), [0x82, 0x2c]);
@@ -151,94 +130,168 @@ fn padded_varints_are_accepted_up_to_ten_bytes() {
 }
 
 // ---------------------------------------------------------------------------
-// The golden bytes of docs/wire-format.md ("Example bytes")
+// The golden vectors of tests/data/golden/: the files are the truth, for
+// this crate and for any other implementation that reads them.
 
-#[test]
-fn golden_request_hi() {
-    let packet = Packet::request(0, 2, 0, 0, b"hi".to_vec()).unwrap();
-    let bytes = [0x05, 0x02, 0x02, 0x01, 0x68, 0x69];
-    assert_eq!(frame(&packet), bytes);
-    assert_eq!(encoded_len(&packet), bytes.len());
-    let decoded = decode_one(&bytes);
-    assert_eq!(decoded, packet);
-    assert!(decoded.is_request());
-    assert_eq!(
-        (decoded.channel(), decoded.tag(), decoded.rq_type(), decoded.wire_type(), decoded.flags()),
-        (0, 2, Some(0), Some(1), 0)
-    );
-    assert_eq!(decoded.ok(), None);
-    assert_eq!(decoded.control(), None);
-    assert_eq!(decoded.payload(), b"hi");
+/// The rows of a golden file: tab-separated, `#` comments, a header line
+/// naming the columns; each row as a map from column to field.
+fn golden(text: &str) -> Vec<std::collections::HashMap<&str, &str>> {
+    let mut lines = text.lines().filter(|line| !line.starts_with('#') && !line.is_empty());
+    let header: Vec<&str> = lines.next().expect("a header line").split('\t').collect();
+    lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields.len(), header.len(), "row {line:?}");
+            header.iter().copied().zip(fields).collect()
+        })
+        .collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    assert!(text.len().is_multiple_of(2), "odd hex {text:?}");
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex")).collect()
+}
+
+/// A number column; `-` is `None`.
+fn number(field: &str) -> Option<u64> {
+    (field != "-").then(|| field.parse().unwrap_or_else(|_| panic!("not a number: {field:?}")))
+}
+
+const FRAMES: &str = include_str!("data/golden/frames.tsv");
+const VARINTS: &str = include_str!("data/golden/varints.tsv");
+const MALFORMED: &str = include_str!("data/golden/malformed.tsv");
+
+/// The packet a row of frames.tsv describes, built from its fields.
+fn golden_packet(row: &std::collections::HashMap<&str, &str>) -> Packet {
+    let (channel, tag, flags) = (number(row["channel"]), number(row["tag"]), number(row["flags"]));
+    let (channel, tag, flags) = (channel.expect("channel"), tag.expect("tag"), flags.expect("flags"));
+    let payload = unhex(row["payload_hex"]);
+    match row["kind"] {
+        "request" => Packet::request(channel, tag, number(row["rq_type"]).expect("rq_type"), flags, payload).unwrap(),
+        "response" => Packet::response(channel, tag, row["ok"] == "1", flags, payload).unwrap(),
+        "eof" => Packet::eof(),
+        "erq" => Packet::erq(),
+        other => panic!("unknown kind {other:?}"),
+    }
 }
 
 #[test]
-fn golden_ok_response_hi() {
-    let packet = Packet::response(0, 2, true, 0, b"hi".to_vec()).unwrap();
-    let bytes = [0x04, 0x02, 0x04, 0x68, 0x69];
-    assert_eq!(frame(&packet), bytes);
-    assert_eq!(encoded_len(&packet), bytes.len());
-    let decoded = decode_one(&bytes);
-    assert_eq!(decoded, packet);
-    assert!(!decoded.is_request());
-    assert_eq!((decoded.channel(), decoded.tag(), decoded.ok(), decoded.flags()), (0, 2, Some(true), 0));
-    assert_eq!(decoded.wire_flags(), 1);
-    assert_eq!((decoded.rq_type(), decoded.wire_type()), (None, None));
-    assert_eq!(decoded.into_payload(), b"hi");
-}
-
-#[test]
-fn golden_eof_and_erq() {
-    let eof = [0x03, 0x00, 0x02, 0x00];
-    let erq = [0x03, 0x01, 0x02, 0x00];
-    assert_eq!(frame(&Packet::eof()), eof);
-    assert_eq!(frame(&Packet::erq()), erq);
-    let decoded_eof = decode_one(&eof);
-    let decoded_erq = decode_one(&erq);
-    assert_eq!(decoded_eof, Packet::eof());
-    assert_eq!(decoded_erq, Packet::erq());
-    assert_eq!(decoded_eof.control(), Some(Ok(Control::Eof)));
-    assert_eq!(decoded_erq.control(), Some(Ok(Control::Erq)));
-    assert_eq!((decoded_eof.wire_type(), decoded_eof.rq_type()), (Some(0), None));
-    // A wire-type-0 request that is neither EOF nor ERQ (here tag 5) is
-    // recognised as a malformed control packet.
-    let odd = decode_one(&[0x03, 0x05, 0x02, 0x00]);
-    assert_eq!(odd.control(), Some(Err(())));
-}
-
-#[test]
-fn golden_channel_5_tag_300_request() {
-    let packet = Packet::request(5, 300, 3, 7, Vec::new()).unwrap();
-    let bytes = [0x05, 0x82, 0x2c, 0x1f, 0x05, 0x04];
-    assert_eq!(frame(&packet), bytes);
-    assert_eq!(encoded_len(&packet), bytes.len());
-    let decoded = decode_one(&bytes);
-    assert_eq!(decoded, packet);
-    assert_eq!(
-        (decoded.channel(), decoded.tag(), decoded.rq_type(), decoded.wire_type(), decoded.flags()),
-        (5, 300, Some(3), Some(4), 7)
-    );
-    assert!(decoded.payload().is_empty());
+fn golden_frames_encode_and_decode() {
+    let rows = golden(FRAMES);
+    assert!(rows.len() >= 20, "{} rows", rows.len());
+    for row in &rows {
+        let name = row["name"];
+        let packet = golden_packet(row);
+        let bytes = unhex(row["frame_hex"]);
+        assert_eq!(frame(&packet), bytes, "{name}: encoding");
+        assert_eq!(encoded_len(&packet), bytes.len(), "{name}: length");
+        let decoded = decode_one(&bytes);
+        assert_eq!(decoded, packet, "{name}: decoding");
+        // Every column agrees with what the decoder reports.
+        assert_eq!(Some(decoded.channel()), number(row["channel"]), "{name}: channel");
+        assert_eq!(Some(decoded.tag()), number(row["tag"]), "{name}: tag");
+        assert_eq!(Some(decoded.flags()), number(row["flags"]), "{name}: flags");
+        assert_eq!(decoded.rq_type(), number(row["rq_type"]), "{name}: rq_type");
+        assert_eq!(decoded.wire_type(), number(row["wire_type"]), "{name}: wire_type");
+        assert_eq!(decoded.ok(), number(row["ok"]).map(|ok| ok == 1), "{name}: ok");
+        assert_eq!(decoded.payload(), unhex(row["payload_hex"]), "{name}: payload");
+        let control = match row["kind"] {
+            "eof" => Some(Ok(Control::Eof)),
+            "erq" => Some(Ok(Control::Erq)),
+            _ => None,
+        };
+        assert_eq!(decoded.control(), control, "{name}: control");
+        assert_eq!(decoded.is_request(), row["kind"] != "response", "{name}: is_request");
+    }
+    for name in ["request-hi", "response-ok-hi", "eof", "erq", "request-channel-5-tag-300"] {
+        assert!(rows.iter().any(|row| row["name"] == name), "the format's examples include {name}");
+    }
 }
 
 #[test]
 fn golden_frames_through_the_stream_reader() {
-    let packets = [
-        Packet::request(0, 2, 0, 0, b"hi".to_vec()).unwrap(),
-        Packet::response(0, 2, true, 0, b"hi".to_vec()).unwrap(),
-        Packet::eof(),
-        Packet::erq(),
-        Packet::request(5, 300, 3, 7, Vec::new()).unwrap(),
-    ];
-    let bytes: Vec<u8> = [
-        &[0x05, 0x02, 0x02, 0x01, 0x68, 0x69][..],
-        &[0x04, 0x02, 0x04, 0x68, 0x69],
-        &[0x03, 0x00, 0x02, 0x00],
-        &[0x03, 0x01, 0x02, 0x00],
-        &[0x05, 0x82, 0x2c, 0x1f, 0x05, 0x04],
-    ]
-    .concat();
+    let rows = golden(FRAMES);
+    let packets: Vec<Packet> = rows.iter().map(golden_packet).collect();
+    let bytes: Vec<u8> = rows.iter().flat_map(|row| unhex(row["frame_hex"])).collect();
     assert_eq!(read_all(Cursor::new(bytes.clone()), DEFAULT_MAX_PACKET_SIZE).unwrap(), packets);
     assert_eq!(read_all(Chunked::new(Cursor::new(bytes), 1), DEFAULT_MAX_PACKET_SIZE).unwrap(), packets);
+}
+
+#[test]
+fn golden_varints() {
+    let rows = golden(VARINTS);
+    for row in &rows {
+        let value: u64 = row["value"].parse().expect("a value");
+        let bytes = unhex(row["hex"]);
+        assert_eq!(decode_varint(&bytes), Ok(Some((value, bytes.len()))), "decoding {}", row["hex"]);
+        // Bytes after the integer are not its business.
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[0xff, 0x00]);
+        assert_eq!(decode_varint(&longer), Ok(Some((value, bytes.len()))), "decoding {} with a tail", row["hex"]);
+        match row["canonical"] {
+            "yes" => {
+                assert_eq!(varint(value), bytes, "encoding {value}");
+                assert_eq!(varint_len(value), bytes.len(), "length of {value}");
+            }
+            "no" => assert_ne!(varint(value), bytes, "{} is not how {value} is written", row["hex"]),
+            other => panic!("canonical {other:?}"),
+        }
+    }
+    assert!(rows.iter().any(|row| row["value"] == u64::MAX.to_string()));
+}
+
+/// The name of a protocol error, as malformed.tsv writes it.
+fn error_name(error: &ProtocolError) -> &'static str {
+    match error {
+        ProtocolError::VarintOverflow => "VarintOverflow",
+        ProtocolError::VarintTooLong => "VarintTooLong",
+        ProtocolError::PacketTooLarge { .. } => "PacketTooLarge",
+        ProtocolError::TruncatedHeader => "TruncatedHeader",
+        ProtocolError::UnexpectedEof => "UnexpectedEof",
+        ProtocolError::BadControlPacket { .. } => "BadControlPacket",
+        other => panic!("an error malformed.tsv does not name: {other:?}"),
+    }
+}
+
+#[test]
+fn golden_malformed_streams() {
+    let rows = golden(MALFORMED);
+    for row in &rows {
+        let (name, expected) = (row["name"], row["error"]);
+        let bytes = unhex(row["hex"]);
+        let max = number(row["max_packet_size"]).map_or(DEFAULT_MAX_PACKET_SIZE, |max| max as usize);
+        let sliced = decode(&bytes, max);
+        let streamed = read_first(bytes.clone(), max);
+        match expected {
+            // Whole frames whose control packet is malformed: the codec
+            // decodes them, and a connection refuses them.
+            "BadControlPacket" => {
+                let (packet, used) = sliced.unwrap_or_else(|e| panic!("{name}: {e}")).expect("a whole frame");
+                assert_eq!(used, bytes.len(), "{name}");
+                assert_eq!(packet.control(), Some(Err(())), "{name}");
+                assert_eq!(streamed.unwrap_or_else(|e| panic!("{name}: {e}")), Some(packet), "{name}");
+            }
+            // A slice decoder cannot know that no more bytes will come.
+            "UnexpectedEof" => {
+                assert_eq!(sliced, Ok(None), "{name}: the slice asks for more");
+                match streamed {
+                    Err(ReadError::Protocol(error)) => assert_eq!(error_name(&error), expected, "{name}"),
+                    other => panic!("{name}: {other:?}"),
+                }
+            }
+            _ => {
+                match sliced {
+                    Err(error) => assert_eq!(error_name(&error), expected, "{name}: the slice decoder"),
+                    other => panic!("{name}: the slice decoder gave {other:?}"),
+                }
+                match streamed {
+                    Err(ReadError::Protocol(error)) => assert_eq!(error_name(&error), expected, "{name}: the reader"),
+                    other => panic!("{name}: the reader gave {other:?}"),
+                }
+            }
+        }
+    }
+    assert!(rows.len() >= 15, "{} rows", rows.len());
 }
 
 // ---------------------------------------------------------------------------

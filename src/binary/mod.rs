@@ -94,7 +94,7 @@ mod error;
 mod fixed;
 mod float;
 mod macros;
-mod nul;
+mod nul_terminated;
 mod reader;
 mod uint;
 mod unicode;
@@ -106,7 +106,7 @@ pub use fixed::{
     UInt32BE, UInt32LE, UInt64BE, UInt64LE, UInt8,
 };
 pub use float::{float_repr, parse_float, BSSFloat};
-pub use nul::{Utf16BeNul, Utf16LeNul, Utf8Nul};
+pub use nul_terminated::{Utf16BeNul, Utf16LeNul, Utf8Nul};
 pub use reader::Reader;
 pub use uint::BSUInt;
 

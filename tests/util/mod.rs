@@ -1,7 +1,8 @@
 //! The one helper module the integration tests share: transports of every
 //! kind, unique connection names, bounded waits, a raw peer that speaks the
 //! wire format by hand ([`raw`]), what the process holds ([`process`]), and
-//! the Python peer ([`python`]).
+//! the Python peer ([`python`]). The command-line tool's tests (`cli/tests`)
+//! use it too, through `#[path]`.
 //!
 //! Every wait here is bounded: a hang fails the test that hangs.
 
@@ -13,6 +14,7 @@ pub mod raw;
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,6 +26,17 @@ use packetstream::{CloseError, CloseOptions, Finished, PacketConnection, Transpo
 pub use process::{assert_no_threads, await_threads, threads_of};
 #[allow(unused_imports)]
 pub use raw::{raw_pair, Feed, RawPeer};
+
+/// The repository's root, where the library's manifest, examples and
+/// Python peers are, from the tests of any crate of the workspace.
+pub fn repo() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("tests/util/mod.rs").is_file())
+        .unwrap_or_else(|| panic!("no tests/util/mod.rs in or above {}", manifest.display()))
+        .to_path_buf()
+}
 
 /// How long any single wait in a test may take before the test fails: far
 /// more than anything takes on a loaded two-core machine.

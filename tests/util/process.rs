@@ -143,7 +143,7 @@ pub fn example(name: &str) -> PathBuf {
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
     let path = profile_dir.join("examples").join(name);
     let made = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest_dir = super::repo();
     let sources = newest_mtime(&manifest_dir.join("src")).max(newest_mtime(&manifest_dir.join("examples")));
     if made.is_none_or(|made| sources.is_some_and(|sources| sources > made)) {
         let mut cargo = Command::new(env!("CARGO"));

@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use packetstream::Transport;
 
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// The pins, relative to the repository.
 const REQUIREMENTS: &str = "tests/python/requirements.txt";
 /// The environment's name in the scratch directory; the lock file and the
@@ -118,7 +117,7 @@ fn find() -> Result<PathBuf, Missing> {
 /// The tests' own environment, made if it is missing, broken or made from
 /// other pins.
 fn own_venv() -> Result<PathBuf, Missing> {
-    let requirements = Path::new(REPO).join(REQUIREMENTS);
+    let requirements = super::repo().join(REQUIREMENTS);
     let wanted = fs::read(&requirements)
         .map_err(|e| Missing::new(format!("cannot read {}: {e}", requirements.display()), BY_HAND))?;
     let dir = scratch_dir();
@@ -147,7 +146,7 @@ fn scratch_dir() -> PathBuf {
             let deps = exe.parent().filter(|deps| deps.ends_with("deps"))?;
             Some(deps.parent()?.parent()?.to_path_buf())
         })
-        .unwrap_or_else(|| Path::new(REPO).join("target"));
+        .unwrap_or_else(|| super::repo().join("target"));
     target.join("tmp")
 }
 
@@ -479,7 +478,7 @@ pub const PYTHON_WATCHDOG_SECONDS: &str = "150";
 
 /// A script of `tests/python`.
 pub fn script(name: &str) -> PathBuf {
-    Path::new(REPO).join("tests/python").join(name)
+    super::repo().join("tests/python").join(name)
 }
 
 /// The last `max` bytes of `bytes` as text: Python's tracebacks can be huge.
