@@ -131,7 +131,7 @@ impl Peer {
         }
         check_request(rq_type, flags).map_err(|error| invalid(error.into()))?;
         let Link { calls, send, control, .. } = &*self.link;
-        let slot = Arc::new(Slot::new());
+        let slot = Arc::new(Slot::new(channel));
         let (tag, in_flight) = calls
             .register(channel, Entry::Answer(Arc::clone(&slot)))
             .map_err(|error| NotSubmitted::Submit(SubmitError::Connection(error)))?;
@@ -151,7 +151,7 @@ impl Peer {
             });
         }
         Counters::add(&send.counters.requests_out, 1);
-        Ok(Pending::new(slot, (channel, tag), Arc::clone(&self.link)))
+        Ok(Pending::new(slot, tag, Arc::clone(&self.link)))
     }
 
     /// Sends a request of type `rq_type` on the control channel, for the
@@ -159,7 +159,7 @@ impl Peer {
     /// [`ext::service`]). Requests of the application cannot go there.
     pub(crate) fn control_request(&self, rq_type: u64, payload: Vec<u8>) -> Result<Pending, SubmitError> {
         let Link { calls, send, .. } = &*self.link;
-        let slot = Arc::new(Slot::new());
+        let slot = Arc::new(Slot::new(ext::CONTROL_CHANNEL));
         let (tag, _) =
             calls.register(ext::CONTROL_CHANNEL, Entry::Answer(Arc::clone(&slot))).map_err(SubmitError::Connection)?;
         let packet = Packet::request_unchecked(ext::CONTROL_CHANNEL, tag, rq_type, 0, payload);
@@ -170,7 +170,7 @@ impl Peer {
                 NotSent::Timeout(_) => unreachable!("a send without a deadline does not time out"),
             }));
         }
-        Ok(Pending::new(slot, (ext::CONTROL_CHANNEL, tag), Arc::clone(&self.link)))
+        Ok(Pending::new(slot, tag, Arc::clone(&self.link)))
     }
 
     /// Opens a streaming request of type `rq_type`: one conversation in

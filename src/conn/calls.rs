@@ -53,10 +53,18 @@ const FIRST_TAG_CHANNEL_0: u64 = 2;
 
 /// Where the answer to one request lands. The tag map holds one reference,
 /// the caller's [`Pending`](crate::Pending) the other.
+///
+/// Every request in flight holds one, so it is kept within the allocator's
+/// 64-byte class: the outcome is boxed once it arrives (an answer in hand
+/// is short-lived, a request in flight may not be), and the request's
+/// channel lives here, in what would be padding, rather than in `Pending`.
 pub(crate) struct Slot {
-    state: Mutex<SlotState>,
+    /// The outcome, from its delivery until a caller takes it: before, and
+    /// after, `None` (which one, `done` tells).
+    outcome: Mutex<Option<Box<Outcome>>>,
     ready: Condvar,
-    /// Set with the outcome, for a look without the lock.
+    channel: u64,
+    /// Set with the outcome, for a look without the lock, and never unset.
     done: AtomicBool,
     /// Whether a caller is counted as waiting on this slot by the reading
     /// side ([`WAITER_COUNTED`]), and whether that count was given back
@@ -68,22 +76,23 @@ pub(crate) struct Slot {
 const WAITER_COUNTED: u8 = 1;
 const WAITER_RELEASED: u8 = 2;
 
-/// The failure is boxed: a connection error is larger than an answer, and
-/// every request in flight holds a slot.
-enum SlotState {
-    Waiting,
-    Done(Result<Response, Box<RequestError>>),
-    Taken,
-}
+type Outcome = Result<Response, RequestError>;
 
 impl Slot {
-    pub fn new() -> Self {
+    /// The slot of a request on `channel`.
+    pub fn new(channel: u64) -> Self {
         Slot {
-            state: Mutex::new(SlotState::Waiting),
+            outcome: Mutex::new(None),
             ready: Condvar::new(),
+            channel,
             done: AtomicBool::new(false),
             waiter: AtomicU8::new(0),
         }
+    }
+
+    /// The channel of its request.
+    pub fn channel(&self) -> u64 {
+        self.channel
     }
 
     /// A caller is counted as waiting on this slot.
@@ -104,12 +113,13 @@ impl Slot {
 
     /// Delivers the outcome. Only the first delivery counts: a cancellation
     /// racing with a response leaves whichever came first.
-    pub fn complete(&self, outcome: Result<Response, RequestError>) {
-        let mut state = self.state.lock();
-        if matches!(*state, SlotState::Waiting) {
-            *state = SlotState::Done(outcome.map_err(Box::new));
+    pub fn complete(&self, outcome: Outcome) {
+        let mut held = self.outcome.lock();
+        // Under the lock, `done` is only ever set by this same code.
+        if !self.done.load(Ordering::Relaxed) {
+            *held = Some(Box::new(outcome));
             self.done.store(true, Ordering::Release);
-            drop(state);
+            drop(held);
             self.ready.notify_all();
         }
     }
@@ -120,28 +130,21 @@ impl Slot {
     }
 
     /// Takes the outcome, blocking until `deadline` (`None`: for as long as
-    /// it takes). `None` if it has not arrived by then.
-    pub fn take(&self, deadline: Option<Instant>) -> Option<Result<Response, RequestError>> {
-        let mut state = self.state.lock();
-        while matches!(*state, SlotState::Waiting) {
+    /// it takes). `None` if it has not arrived by then. (Taken already
+    /// cannot be seen: the one handle that takes is consumed by the taking.)
+    pub fn take(&self, deadline: Option<Instant>) -> Option<Outcome> {
+        let mut held = self.outcome.lock();
+        while !self.done.load(Ordering::Relaxed) {
             match deadline {
-                None => self.ready.wait(&mut state),
+                None => self.ready.wait(&mut held),
                 Some(deadline) => {
-                    if self.ready.wait_until(&mut state, deadline).timed_out() {
+                    if self.ready.wait_until(&mut held, deadline).timed_out() {
                         break;
                     }
                 }
             }
         }
-        match std::mem::replace(&mut *state, SlotState::Taken) {
-            SlotState::Done(outcome) => Some(outcome.map_err(|error| *error)),
-            // Waiting (timed out); Taken cannot be seen, as the one handle
-            // that takes is consumed by the taking.
-            other => {
-                *state = other;
-                None
-            }
-        }
+        held.take().map(|outcome| *outcome)
     }
 }
 
@@ -523,9 +526,29 @@ mod tests {
     }
 
     #[test]
+    fn a_request_in_flight_holds_a_slot_of_the_64_byte_class_and_a_small_handle() {
+        // An Arc's allocation is its two counts and the slot; glibc serves
+        // up to 56 bytes of it from its 64-byte chunks.
+        assert!(std::mem::size_of::<Slot>() + 16 <= 56, "slot is {} bytes", std::mem::size_of::<Slot>());
+        assert_eq!(std::mem::size_of::<crate::Pending>(), 24);
+    }
+
+    #[test]
+    fn a_slot_keeps_the_first_outcome_and_gives_it_once() {
+        let slot = Slot::new(5);
+        assert_eq!(slot.channel(), 5);
+        assert!(slot.take(Some(Instant::now())).is_none(), "nothing yet");
+        slot.complete(Ok(Response { flags: 2, payload: b"first".to_vec() }));
+        slot.complete(Err(RequestError::Connection(ConnectionError::Closed)));
+        assert!(slot.is_done());
+        let outcome = slot.take(None).expect("an outcome").expect("the first, ok");
+        assert_eq!((outcome.flags, outcome.payload.as_slice()), (2, &b"first"[..]));
+    }
+
+    #[test]
     fn tags_count_per_channel_and_skip_the_control_tags_on_channel_0() {
         let mut map = TagMap::default();
-        let slot = || Entry::Answer(Arc::new(Slot::new()));
+        let slot = || Entry::Answer(Arc::new(Slot::new(0)));
         assert_eq!(map.register(0, slot()).unwrap(), 2);
         assert_eq!(map.register(0, slot()).unwrap(), 3);
         assert_eq!(map.register(5, slot()).unwrap(), 0);
@@ -543,13 +566,13 @@ mod tests {
         let mut map = TagMap::default();
         map.refuse_new(ConnectionError::Closed);
         map.refuse_new(ConnectionError::TooManyIncoming { limit: 1 });
-        assert!(matches!(map.register(0, Entry::Answer(Arc::new(Slot::new()))), Err(ConnectionError::Closed)));
+        assert!(matches!(map.register(0, Entry::Answer(Arc::new(Slot::new(0)))), Err(ConnectionError::Closed)));
     }
 
     #[test]
     fn an_answer_completes_its_slot_once() {
         let calls = Calls::new("t".into(), Duration::ZERO, None);
-        let slot = Arc::new(Slot::new());
+        let slot = Arc::new(Slot::new(0));
         let (tag, in_flight) = calls.register(0, Entry::Answer(Arc::clone(&slot))).unwrap();
         assert_eq!(in_flight, 1);
         let counted = AtomicUsize::new(0);
@@ -603,7 +626,7 @@ mod tests {
     #[test]
     fn failing_all_reaches_answers_and_conversations_and_refuses_new_requests() {
         let calls = Calls::new("t".into(), Duration::ZERO, None);
-        let slot = Arc::new(Slot::new());
+        let slot = Arc::new(Slot::new(0));
         calls.register(0, Entry::Answer(Arc::clone(&slot))).unwrap();
         let counting = Arc::new(Counting { seen: AtomicUsize::new(0), last_at: 9, failed: Mutex::new(None) });
         calls.register(9, Entry::Conversation(counting.clone())).unwrap();
@@ -614,6 +637,6 @@ mod tests {
         ));
         assert!(matches!(*counting.failed.lock(), Some(ConnectionError::TooManyIncoming { limit: 4 })));
         assert!(matches!(calls.ended_reason(), ConnectionError::TooManyIncoming { .. }));
-        assert!(calls.register(0, Entry::Answer(Arc::new(Slot::new()))).is_err());
+        assert!(calls.register(0, Entry::Answer(Arc::new(Slot::new(0)))).is_err());
     }
 }

@@ -31,8 +31,9 @@ const SPIN_BACKOFF: u32 = 8;
 /// cs.packetstream peer is told nothing.
 #[must_use = "dropping a Pending cancels its request"]
 pub struct Pending {
+    /// Holds the request's channel too (see [`Slot`]).
     slot: Arc<Slot>,
-    key: Key,
+    tag: u64,
     link: Arc<Link>,
 }
 
@@ -60,18 +61,22 @@ pub enum TryWaitError {
 }
 
 impl Pending {
-    pub(crate) fn new(slot: Arc<Slot>, key: Key, link: Arc<Link>) -> Self {
-        Pending { slot, key, link }
+    pub(crate) fn new(slot: Arc<Slot>, tag: u64, link: Arc<Link>) -> Self {
+        Pending { slot, tag, link }
     }
 
     /// The request's channel.
     pub fn channel(&self) -> u64 {
-        self.key.0
+        self.slot.channel()
     }
 
     /// The request's tag.
     pub fn tag(&self) -> u64 {
-        self.key.1
+        self.tag
+    }
+
+    fn key(&self) -> Key {
+        (self.slot.channel(), self.tag)
     }
 
     /// Blocks until the answer arrives or the connection ends.
@@ -216,11 +221,11 @@ impl Drop for Pending {
         // A taken outcome left the slot done: nothing to give up.
         if !self.slot.is_done() {
             let Link { calls, send, control, .. } = &*self.link;
-            calls.forget(self.key);
+            calls.forget(self.key());
             // Whoever races us (the answer, a failed connection) loses: the
             // slot keeps the first outcome, and nobody will take it.
             self.slot.complete(Err(RequestError::Connection(ConnectionError::Closed)));
-            let (channel, tag) = self.key;
+            let (channel, tag) = self.key();
             if !ext::is_reserved(channel) && control.agreed(Feature::Cancel) {
                 if let Some(packet) = control.notice(calls, &Notice::Cancel { channel, tag }) {
                     // Told at once: its handler may be working for nobody.
@@ -234,8 +239,8 @@ impl Drop for Pending {
 impl fmt::Debug for Pending {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pending")
-            .field("channel", &self.key.0)
-            .field("tag", &self.key.1)
+            .field("channel", &self.channel())
+            .field("tag", &self.tag)
             .field("ready", &self.slot.is_done())
             .finish()
     }
