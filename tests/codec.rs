@@ -811,3 +811,32 @@ fn a_gated_read_reads_no_more_than_the_gate_allows_and_resumes_when_it_refuses()
     }
     assert_eq!(read, packets);
 }
+
+#[test]
+fn a_large_payload_is_read_into_the_spare_buffer_given_and_a_small_one_is_not() {
+    let big = Packet::request(0, 5, 1, 0, vec![9; 300 << 10]).unwrap();
+    let small = Packet::request(0, 6, 1, 0, b"hi".to_vec()).unwrap();
+    let mut bytes = frame(&small);
+    bytes.extend(frame(&big));
+    let mut reader = PacketReader::new(Cursor::new(bytes), DEFAULT_MAX_PACKET_SIZE);
+    let spare = Vec::with_capacity(512 << 10);
+    let at = spare.as_ptr();
+    reader.give_spare(spare);
+    assert!(reader.has_spare());
+    let first = reader.read_packet().unwrap().unwrap();
+    assert_eq!(first, small);
+    assert!(reader.has_spare(), "a payload in the read buffer needs none");
+    let second = reader.read_packet().unwrap().unwrap();
+    assert_eq!(second, big);
+    assert!(!reader.has_spare());
+    assert_eq!(second.payload().as_ptr(), at, "read into the buffer given");
+}
+
+#[test]
+fn a_spare_buffer_too_small_is_kept_for_later() {
+    let big = Packet::request(0, 5, 1, 0, vec![1; 200 << 10]).unwrap();
+    let mut reader = PacketReader::new(Cursor::new(frame(&big)), DEFAULT_MAX_PACKET_SIZE);
+    reader.give_spare(Vec::with_capacity(100 << 10));
+    assert_eq!(reader.read_packet().unwrap().unwrap(), big);
+    assert!(reader.has_spare(), "too small for that payload, not thrown away");
+}

@@ -143,7 +143,7 @@ impl Peer {
             }
         }
         let packet = Packet::request_unchecked(channel, tag, rq_type, flags, payload);
-        if let Err(not_sent) = send.send(packet, policy::is_light(in_flight), deadline) {
+        if let Err(not_sent) = send.send_own(packet, policy::is_light(in_flight), deadline) {
             calls.forget((channel, tag));
             return Err(match not_sent {
                 NotSent::Timeout(packet) => NotSubmitted::Timeout(packet.into_payload()),

@@ -44,6 +44,8 @@ pub struct PacketReader<R> {
     /// A frame whose payload was being read into a buffer of its own when a
     /// read would have blocked.
     partial: Option<Partial>,
+    /// A buffer to read the next payload that does not fit in `buf` into.
+    spare: Option<Vec<u8>>,
 }
 
 /// A frame suspended in its payload.
@@ -84,7 +86,22 @@ impl<R: Read> PacketReader<R> {
             max_packet_size,
             bytes_read: 0,
             partial: None,
+            spare: None,
         }
+    }
+
+    /// Gives the reader a buffer to read the next large payload into (one
+    /// that is not all in the read buffer already) if its capacity is
+    /// enough, instead of allocating one: a buffer the application is done
+    /// with, say. Replaces the one it was given before, if unused.
+    pub fn give_spare(&mut self, buffer: Vec<u8>) {
+        self.spare = Some(buffer);
+    }
+
+    /// Whether the reader holds a buffer given by
+    /// [`give_spare`](Self::give_spare) that it has not used yet.
+    pub fn has_spare(&self) -> bool {
+        self.spare.is_some()
     }
 
     /// The first bytes (at most [`FRAME_START_LEN`]) of the frame that
@@ -217,7 +234,16 @@ impl<R: Read> PacketReader<R> {
         self.head.clear();
         self.head.extend_from_slice(&self.buf[self.frame_begin..self.start]);
         self.head_saved = true;
-        let mut payload = Vec::with_capacity(len.min(buffered + MAX_PREALLOC));
+        let mut payload = match self.spare.take() {
+            Some(mut spare) if spare.capacity() >= len => {
+                spare.clear();
+                spare
+            }
+            unfit => {
+                self.spare = unfit;
+                Vec::with_capacity(len.min(buffered + MAX_PREALLOC))
+            }
+        };
         payload.extend_from_slice(&self.buf[self.start..self.end]);
         self.start = 0;
         self.end = 0;

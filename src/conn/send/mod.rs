@@ -10,6 +10,7 @@
 
 pub(crate) mod outbox;
 pub(crate) mod policy;
+pub(crate) mod spare;
 pub(crate) mod writer;
 
 use std::sync::Arc;
@@ -80,6 +81,23 @@ impl SendPath {
             return flushed.map_err(NotSent::Ended);
         }
         self.enqueue(packet, deadline)
+    }
+
+    /// Sends a caller's own request: as [`send`](Self::send), but a large
+    /// payload with no deadline is written by the caller itself when
+    /// nothing is queued ahead of it, instead of by the writer thread: one
+    /// thread wake-up less for each bulk request. Only a thread that reads
+    /// nothing may: one that reads (the reading thread, a handler on it)
+    /// must not block on a write, lest both peers wait for each other (a
+    /// handler run by the reading thread may: a worker takes reading over
+    /// from it when it blocks).
+    pub fn send_own(&self, packet: Packet, light: bool, deadline: Option<Instant>) -> Result<(), NotSent> {
+        if policy::writes_own(packet.payload.len(), deadline.is_some(), self.outbox.queue_is_clear()) {
+            let written = self.outbox.write_now(&packet).map_err(NotSent::Ended);
+            self.outbox.spare.give(packet.into_payload());
+            return written;
+        }
+        self.send(packet, light, deadline)
     }
 
     /// Puts a packet in the queue, waiting until `deadline` (`None`: for as

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 
 use super::policy::{Backlog, BATCH_LIMIT, DIRECT_PAYLOAD};
+use super::spare::Spare;
 use crate::conn::calls::Calls;
 use crate::conn::error::ConnectionError;
 use crate::conn::stats::{Counters, SinkCounters};
@@ -46,6 +47,8 @@ pub(crate) struct Outbox {
     /// arrive in the order they were sent.
     queued: AtomicUsize,
     pub counters: SinkCounters,
+    /// Large payloads written, for the reader to read the next into.
+    pub spare: Spare,
 }
 
 /// The stream and the writer thread's batch. Whoever holds the lock writes.
@@ -67,6 +70,7 @@ impl Outbox {
             calls,
             queued: AtomicUsize::new(0),
             counters: SinkCounters::default(),
+            spare: Spare::default(),
         }
     }
 
@@ -128,6 +132,22 @@ impl Outbox {
     /// a sender that found too much staged.
     pub fn flush_waiting(&self) -> Result<(), ConnectionError> {
         self.release(self.sink.lock())
+    }
+
+    /// Writes `packet` now, on this thread, after whatever was staged
+    /// before it, waiting for the stream's lock (see
+    /// [`SendPath::send_own`](super::SendPath::send_own)).
+    pub fn write_now(&self, packet: &Packet) -> Result<(), ConnectionError> {
+        let mut sink = self.sink.lock();
+        if self.is_closed() || !sink.is_open() {
+            return Err(self.calls.ended_reason());
+        }
+        log::trace!("{}: -> {packet:?}", self.name);
+        let written = self.write_staged(&mut sink).and_then(|()| sink.push(packet, &self.counters));
+        if let Err(error) = written {
+            return Err(self.fail(&mut sink, error));
+        }
+        self.release(sink)
     }
 
     /// The stream's lock, for the writer thread.
@@ -226,8 +246,14 @@ impl Sink {
         Counters::bump(&counters.packets_out, 1);
         if packet.payload.len() >= DIRECT_PAYLOAD {
             wire::encode_header(packet, &mut self.batch);
-            self.write_batch(counters)?;
-            self.write_all(&packet.payload, counters)?;
+            let batch = std::mem::take(&mut self.batch);
+            // One call for the header and the payload: a reader woken by
+            // the header alone would come back for the payload while it is
+            // being written, and wait on the pipe's lock in the kernel.
+            let result = self.write_all_vectored(&batch, &packet.payload, counters);
+            self.batch = batch;
+            self.batch.clear();
+            result?;
         } else {
             wire::encode(packet, &mut self.batch);
             if self.batch.len() >= BATCH_LIMIT {
@@ -250,6 +276,28 @@ impl Sink {
             Some(out) => out.flush(),
             None => Ok(()),
         }
+    }
+
+    /// `first` then `second`, as few write calls as the stream allows,
+    /// counted for [`Stats`](crate::Stats).
+    fn write_all_vectored(&mut self, first: &[u8], second: &[u8], counters: &SinkCounters) -> io::Result<()> {
+        let out = self.out.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
+        let mut slices = [io::IoSlice::new(first), io::IoSlice::new(second)];
+        let mut bufs = &mut slices[..];
+        io::IoSlice::advance_slices(&mut bufs, 0);
+        while !bufs.is_empty() {
+            match out.write_vectored(bufs) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    Counters::bump(&counters.write_calls, 1);
+                    Counters::bump(&counters.bytes_out, n as u64);
+                    io::IoSlice::advance_slices(&mut bufs, n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// `write_all`, counting the write calls for [`Stats`](crate::Stats).

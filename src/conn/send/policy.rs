@@ -66,6 +66,14 @@ pub(crate) fn path(payload_len: usize, has_deadline: bool, queue_empty: bool) ->
     }
 }
 
+/// Whether a caller's own request (see `SendPath::send_own`) is written by
+/// the caller rather than queued: a large payload, which the writer thread
+/// would have written from its buffer anyway, with no deadline (a write
+/// call cannot give up), and nothing queued that it would overtake.
+pub(crate) fn writes_own(payload_len: usize, has_deadline: bool, queue_empty: bool) -> bool {
+    payload_len >= DIRECT_PAYLOAD && !has_deadline && queue_empty
+}
+
 /// What is staged after a packet was added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Backlog {
@@ -129,6 +137,14 @@ pub(crate) fn after_inline_reply(backlog: Backlog) -> InlineReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_caller_writes_its_own_bulk_request_only_without_deadline_or_queue() {
+        assert!(writes_own(DIRECT_PAYLOAD, false, true));
+        assert!(!writes_own(DIRECT_PAYLOAD - 1, false, true), "small: staged");
+        assert!(!writes_own(DIRECT_PAYLOAD, true, true), "a write cannot give up at a deadline");
+        assert!(!writes_own(DIRECT_PAYLOAD, false, false), "it would overtake what is queued");
+    }
 
     #[test]
     fn few_in_flight_includes_the_one_at_hand() {

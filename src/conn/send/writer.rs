@@ -123,11 +123,13 @@ fn write_loop(queue: &Receiver<Outgoing>, outbox: &Outbox, grace: &GraceTimer) -
         }
         let mut eof = first.is_eof();
         let mut written = outbox.push(&mut sink, &first);
+        outbox.spare.give(first.into_payload());
         while written.is_ok() && !eof {
             match queue.try_recv() {
                 Ok(Outgoing::Packet(packet)) => {
                     eof = packet.is_eof();
                     written = outbox.push(&mut sink, &packet);
+                    outbox.spare.give(packet.into_payload());
                 }
                 // The staged bytes are written below in any case, but the
                 // timer must run for those staged after.

@@ -159,6 +159,11 @@ pub(crate) fn read_one(mut reading: ReadState, role: Role, serving: &Arc<Serving
     if about_to_block && matches!(role, Role::Thread(_)) && std::mem::take(&mut reading.answered_caller) {
         return Step::Linger(reading);
     }
+    if !reading.packets.has_spare() {
+        if let Some(spare) = serving.send.outbox.spare.take() {
+            reading.packets.give_spare(spare);
+        }
+    }
     let counters = &serving.counters;
     let read = match (reading.until, reading.fd) {
         (Some(until), Some(fd)) => reading.packets.read_packet_gated(&mut |exact| transport::gate(fd, until, exact)),
