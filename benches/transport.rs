@@ -902,6 +902,10 @@ impl PsClient {
 impl Echo for PsClient {
     type Ticket = Pending;
 
+    /// What a user makes of a call: `PacketConnection::call`.
+    fn call(&self, payload: Vec<u8>) -> Vec<u8> {
+        self.conn.call(0, 0, payload).expect("packetstream call").payload
+    }
     fn submit(&self, payload: Vec<u8>) -> Pending {
         self.conn.submit(0, 0, payload).expect("packetstream submit")
     }

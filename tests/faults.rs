@@ -445,6 +445,56 @@ fn peer_never_reads_submitters_block_memory() {
     never_reads_backpressure(Kind::Memory);
 }
 
+/// A call writes a bulk request itself (no writer thread): against a peer
+/// that never reads it blocks in that write, while other callers and the
+/// connection carry on, until the peer goes; then it fails.
+fn never_reads_bulk_call(kind: Kind) {
+    let _shared = shared();
+    let name = kind.name('b');
+    let (transport, mut peer) = raw_pair(kind);
+    let conn = Arc::new(
+        PacketConnection::new(transport, config(name.clone()).close_timeout(Duration::from_millis(500)))
+            .expect("start"),
+    );
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let caller = {
+        let conn = Arc::clone(&conn);
+        thread::Builder::new()
+            .name(format!("{name}-bulk-caller"))
+            .spawn(move || {
+                // More than any kernel buffer holds.
+                let outcome = conn.call(0, 0, vec![3u8; 16 << 20]).map(drop);
+                let _ = done_tx.send(());
+                outcome
+            })
+            .expect("spawn")
+    };
+    assert!(
+        done_rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "a 16 MiB call to a peer that never reads returned"
+    );
+    // A submit does not wait for the blocked write: it is queued.
+    let pending = conn.submit(0, 0, vec![4u8; 8]).expect("submit beside a blocked bulk call");
+    let start = Instant::now();
+    peer.hang_up();
+    done_rx.recv_timeout(PROMPT).expect("the blocked call returns once the peer is gone");
+    let outcome = caller.join().expect("caller thread");
+    assert!(matches!(&outcome, Err(packetstream::CallError::Connection(_))), "{outcome:?}");
+    assert!(pending.wait_timeout(PROMPT).is_err(), "no answer from a peer that went");
+    let unblocked = start.elapsed();
+    let conn = Arc::into_inner(conn).expect("the only handle");
+    assert_close_outcome_not_hung(&conn.close());
+    assert_no_threads(&name);
+    eprintln!("never reads, bulk call ({kind:?}): the call failed {unblocked:?} after the peer went: {outcome:?}");
+}
+
+#[test]
+fn peer_never_reads_a_bulk_call_blocks_until_it_goes() {
+    for kind in IN_PROCESS {
+        never_reads_bulk_call(kind);
+    }
+}
+
 fn never_reads_close(kind: Kind, by_drop: bool) {
     let _shared = shared();
     let name = kind.name(if by_drop { 'd' } else { 'n' });

@@ -26,6 +26,16 @@ pub struct Peer {
     link: Arc<Link>,
 }
 
+/// How a request goes out.
+#[derive(Clone, Copy)]
+enum Way {
+    /// Staged or queued, waiting for room until the deadline, if any.
+    Until(Option<Instant>),
+    /// Its caller blocks until the answer: it may write the request itself
+    /// (see `SendPath::send_own`).
+    Own,
+}
+
 /// Why [`Peer::submit_inner`] sent nothing.
 enum NotSubmitted {
     Submit(SubmitError),
@@ -64,10 +74,12 @@ impl Peer {
         flags: u64,
         payload: impl Into<Vec<u8>>,
     ) -> Result<Pending, SubmitError> {
-        self.submit_inner(channel, rq_type, flags, payload.into(), None, None).map_err(|error| match error {
-            NotSubmitted::Submit(error) => error,
-            NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
-        })
+        self.submit_inner(channel, rq_type, flags, payload.into(), Way::Until(None), None).map_err(
+            |error| match error {
+                NotSubmitted::Submit(error) => error,
+                NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
+            },
+        )
     }
 
     /// [`submit_on`](Self::submit_on), telling the serving end that this
@@ -87,9 +99,11 @@ impl Peer {
         payload: impl Into<Vec<u8>>,
         budget: Duration,
     ) -> Result<Pending, SubmitError> {
-        self.submit_inner(channel, rq_type, flags, payload.into(), None, Some(budget)).map_err(|error| match error {
-            NotSubmitted::Submit(error) => error,
-            NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
+        self.submit_inner(channel, rq_type, flags, payload.into(), Way::Until(None), Some(budget)).map_err(|error| {
+            match error {
+                NotSubmitted::Submit(error) => error,
+                NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
+            }
         })
     }
 
@@ -110,9 +124,11 @@ impl Peer {
         timeout: Duration,
     ) -> Result<Pending, SubmitTimeoutError> {
         let deadline = Instant::now().checked_add(timeout);
-        self.submit_inner(channel, rq_type, flags, payload.into(), deadline, None).map_err(|error| match error {
-            NotSubmitted::Submit(error) => error.into(),
-            NotSubmitted::Timeout(payload) => SubmitTimeoutError::Timeout(payload),
+        self.submit_inner(channel, rq_type, flags, payload.into(), Way::Until(deadline), None).map_err(|error| {
+            match error {
+                NotSubmitted::Submit(error) => error.into(),
+                NotSubmitted::Timeout(payload) => SubmitTimeoutError::Timeout(payload),
+            }
         })
     }
 
@@ -122,9 +138,13 @@ impl Peer {
         rq_type: u64,
         flags: u64,
         payload: Vec<u8>,
-        deadline: Option<Instant>,
+        way: Way,
         budget: Option<Duration>,
     ) -> Result<Pending, NotSubmitted> {
+        let deadline = match way {
+            Way::Until(deadline) => deadline,
+            Way::Own => None,
+        };
         let invalid = |error: InvalidRequest| NotSubmitted::Submit(SubmitError::Invalid(error));
         if ext::is_reserved(channel) {
             return Err(invalid(InvalidRequest::ReservedChannel(channel)));
@@ -143,7 +163,13 @@ impl Peer {
             }
         }
         let packet = Packet::request_unchecked(channel, tag, rq_type, flags, payload);
-        if let Err(not_sent) = send.send_own(packet, policy::is_light(in_flight), deadline) {
+        let light = policy::is_light(in_flight);
+        let sent = if matches!(way, Way::Own) {
+            send.send_own(packet, light, deadline)
+        } else {
+            send.send(packet, light, deadline)
+        };
+        if let Err(not_sent) = sent {
             calls.forget((channel, tag));
             return Err(match not_sent {
                 NotSent::Timeout(packet) => NotSubmitted::Timeout(packet.into_payload()),
@@ -221,7 +247,7 @@ impl Peer {
     /// [`CallError::Failed`] when the peer answers ok = 0; otherwise as
     /// [`submit`](Self::submit) and [`Pending::wait`].
     pub fn call(&self, rq_type: u64, flags: u64, payload: impl Into<Vec<u8>>) -> Result<Response, CallError> {
-        Ok(self.submit(rq_type, flags, payload)?.wait()?)
+        self.call_on(0, rq_type, flags, payload)
     }
 
     /// [`call`](Self::call) on a chosen channel.
@@ -235,7 +261,16 @@ impl Peer {
         flags: u64,
         payload: impl Into<Vec<u8>>,
     ) -> Result<Response, CallError> {
-        Ok(self.submit_on(channel, rq_type, flags, payload)?.wait()?)
+        // This caller blocks until the answer in any case: it may as well
+        // write a bulk request itself (see `SendPath::send_own`).
+        let pending =
+            self.submit_inner(channel, rq_type, flags, payload.into(), Way::Own, None).map_err(
+                |error| match error {
+                    NotSubmitted::Submit(error) => error,
+                    NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
+                },
+            )?;
+        Ok(pending.wait()?)
     }
 
     /// [`call`](Self::call) with one `timeout` for queueing and answer
@@ -253,11 +288,12 @@ impl Peer {
         let Some(deadline) = Instant::now().checked_add(timeout) else {
             return Ok(self.call(rq_type, flags, payload)?);
         };
-        let pending = match self.submit_inner(0, rq_type, flags, payload.into(), Some(deadline), Some(timeout)) {
-            Ok(pending) => pending,
-            Err(NotSubmitted::Timeout(_)) => return Err(CallTimeoutError::Timeout),
-            Err(NotSubmitted::Submit(error)) => return Err(CallError::from(error).into()),
-        };
+        let pending =
+            match self.submit_inner(0, rq_type, flags, payload.into(), Way::Until(Some(deadline)), Some(timeout)) {
+                Ok(pending) => pending,
+                Err(NotSubmitted::Timeout(_)) => return Err(CallTimeoutError::Timeout),
+                Err(NotSubmitted::Submit(error)) => return Err(CallError::from(error).into()),
+            };
         pending.wait_deadline(deadline).map_err(|error| match error {
             WaitTimeoutError::Timeout(_) => CallTimeoutError::Timeout,
             WaitTimeoutError::Failed(failure) => CallTimeoutError::Failed(failure),

@@ -83,14 +83,14 @@ impl SendPath {
         self.enqueue(packet, deadline)
     }
 
-    /// Sends a caller's own request: as [`send`](Self::send), but a large
-    /// payload with no deadline is written by the caller itself when
-    /// nothing is queued ahead of it, instead of by the writer thread: one
-    /// thread wake-up less for each bulk request. Only a thread that reads
-    /// nothing may: one that reads (the reading thread, a handler on it)
-    /// must not block on a write, lest both peers wait for each other (a
-    /// handler run by the reading thread may: a worker takes reading over
-    /// from it when it blocks).
+    /// Sends the request of a caller that blocks until its answer anyway
+    /// (an untimed call): as [`send`](Self::send), but a large payload is
+    /// written by the caller itself when nothing is queued ahead of it,
+    /// instead of by the writer thread: one thread wake-up less for each
+    /// bulk request. Only a thread that reads nothing may: the reading
+    /// thread must not block on a write, lest both peers wait for each
+    /// other (a handler the reading thread runs may, as a worker takes
+    /// reading over from it when it blocks).
     pub fn send_own(&self, packet: Packet, light: bool, deadline: Option<Instant>) -> Result<(), NotSent> {
         if policy::writes_own(packet.payload.len(), deadline.is_some(), self.outbox.queue_is_clear()) {
             let written = self.outbox.write_now(&packet).map_err(NotSent::Ended);
