@@ -51,7 +51,7 @@ use self::serve::handler::Handler;
 use self::serve::lead::Lead;
 use self::serve::notes::Notes;
 use self::serve::pool::Pool;
-use self::serve::reading::ReadState;
+use self::serve::reading::ReadStateFields;
 use self::serve::responder::Incoming;
 use self::serve::route::Routes;
 use self::serve::serving::{Serve, Serving};
@@ -199,7 +199,7 @@ impl PacketConnection {
             let serving = Arc::clone(&serving);
             let thread_name = serving.pool.thread_name(serving.pool.reader_number());
             threads::spawn(thread_name, config.thread_stack_size(), move || {
-                serve::read_then_work(ReadState::new(packets, readable), serving)
+                serve::read_then_work(ReadStateFields::boxed(packets, readable), serving)
             })
         };
         let reader = match reader {

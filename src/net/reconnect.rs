@@ -324,6 +324,9 @@ impl Core {
                 Ok(conn)
             }
             Err(error) => {
+                // The backoff runs from the failure: an open that took long
+                // to fail has not waited for it.
+                slot.last_attempt = Some(Instant::now());
                 slot.failures += 1;
                 if let (Some((count, within)), OpenError::Startup { error: reason, .. }) =
                     (self.checks.crash_loop, &error)

@@ -61,9 +61,6 @@ const MISSES: u32 = 4;
 const SKIP: u32 = 64;
 
 /// What became of a linger.
-// Moved once per linger and never stored: boxing the state would cost an
-// allocation each time for nothing.
-#[allow(clippy::large_enum_variant)]
 pub(crate) enum Lingered {
     /// The reading state, back with the reading thread.
     Back(ReadState),

@@ -7,8 +7,14 @@ use crate::transport::{Fd, ReadHalf};
 use crate::wire::{Packet, PacketReader};
 
 /// Everything reading needs, handed from thread to thread on a takeover,
-/// and to a caller that reads for itself.
-pub(crate) struct ReadState {
+/// and to a caller that reads for itself. Boxed: it changes hands on every
+/// packet (from the reading thread to a handler section and back, through
+/// each step of the reading loop), and a box moves as one pointer where the
+/// state itself is a few hundred bytes.
+pub(crate) type ReadState = Box<ReadStateFields>;
+
+/// What a [`ReadState`] holds.
+pub(crate) struct ReadStateFields {
     pub packets: PacketReader<Box<dyn ReadHalf>>,
     /// The stream's descriptor, when reads can wait on it with a deadline.
     pub fd: Option<Fd>,
@@ -36,9 +42,9 @@ pub(crate) struct ReadState {
 /// A batch is handed on at this size even if more frames are buffered.
 pub(crate) const BATCH_MAX: usize = 64;
 
-impl ReadState {
-    pub fn new(packets: PacketReader<Box<dyn ReadHalf>>, fd: Option<Fd>) -> Self {
-        ReadState {
+impl ReadStateFields {
+    pub fn boxed(packets: PacketReader<Box<dyn ReadHalf>>, fd: Option<Fd>) -> ReadState {
+        Box::new(ReadStateFields {
             packets,
             fd,
             until: None,
@@ -48,7 +54,7 @@ impl ReadState {
             congested: false,
             batch: Vec::new(),
             answered_caller: false,
-        }
+        })
     }
 }
 
