@@ -8,7 +8,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::supervise::CrashLoop;
+use super::crash::CrashLoop;
 use crate::conn::answer::Failure;
 use crate::conn::error::{CallError, CallTimeoutError, ConnectionError, InvalidRequest, RequestError, SubmitError};
 

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
+use super::crash::{CrashLoop, Exits};
 use super::error::{ClientCallError, ClientCallTimeoutError, ClientSubmitError, OpenError};
 use super::opener::Opener;
-use super::supervise::{CrashLoop, Exits};
 use crate::config::Config;
 use crate::conn::answer::Response;
 use crate::conn::close::{CloseError, CloseOptions, Finished};

@@ -874,6 +874,63 @@ impl Shared {
     }
 }
 
+impl watch::Watched for Arc<Shared> {
+    fn stop_signal(&self) -> &Receiver<()> {
+        &self.stop
+    }
+
+    fn idle_timeout(&self) -> Option<Duration> {
+        self.config.idle_timeout()
+    }
+
+    fn ended(&self, id: u64) {
+        if let Some(live) = self.take(id) {
+            let reason = EndReason::of(&live.conn);
+            // A clean end is the peer's: it finishes promptly, while its
+            // last requests may still be in service.
+            let options = match reason {
+                EndReason::PeerClosed | EndReason::PeerQuit(_) => CloseOptions::new(),
+                _ => CloseOptions::new().timeout(QUICK_CLOSE),
+            };
+            self.end(live, reason, options);
+        }
+    }
+
+    fn close_idle(&self, idle: Duration) -> Instant {
+        let now = Instant::now();
+        let mut next = now + idle;
+        let mut expired = Vec::new();
+        for (&id, live) in &self.registry.lock().live {
+            // Busy either way: its clock starts again when it is done.
+            if live.activity.in_service() > 0 || live.conn.outstanding() > 0 {
+                continue;
+            }
+            // The server's own requests show in the counters only.
+            let stats = live.conn.stats();
+            let ours = stats.requests_out + stats.responses_in;
+            let mut seen = live.seen.lock();
+            if seen.0 != ours {
+                *seen = (ours, now);
+            }
+            let since = live.activity.last().max(seen.1);
+            let expires = since + idle;
+            if expires <= now {
+                expired.push((id, now - since));
+            } else {
+                next = next.min(expires);
+            }
+        }
+        for (id, after) in expired {
+            if let Some(live) = self.take(id) {
+                let reason = EndReason::Idle(after);
+                let options = CloseOptions::new().reason(reason.to_string()).timeout(QUICK_CLOSE);
+                self.end(live, reason, options);
+            }
+        }
+        next
+    }
+}
+
 /// Joins a thread that should end by `deadline`.
 fn join<T>(thread: Thread<T>, deadline: Instant) -> Result<T, String> {
     if thread.wait_until(deadline) {

@@ -5,8 +5,6 @@
 
 use std::fmt;
 
-use super::pending::TypedPending;
-use super::request::TypedRequest;
 use crate::binary::{DecodeError, EncodeError};
 use crate::conn::answer::{Failure, Response};
 use crate::conn::error::{ConnectionError, InvalidRequest};
@@ -156,7 +154,7 @@ pub enum TypedSubmitError {
 
 typed_error!(TypedSubmitError { Invalid(InvalidTyped), Connection(ConnectionError) });
 
-/// Why [`TypedPending::wait`] returned no answer.
+/// Why [`TypedPending::wait`](crate::rpc::TypedPending::wait) returned no answer.
 #[non_exhaustive]
 #[derive(Debug, Clone)]
 pub enum TypedRequestError {
@@ -220,73 +218,6 @@ typed_error!(TypedCallTimeoutError {
     Timeout => "timed out"
 });
 
-/// Why [`TypedPending::wait_timeout`] or
-/// [`TypedPending::wait_deadline`] returned no answer.
-#[non_exhaustive]
-pub enum TypedWaitTimeoutError<R: TypedRequest> {
-    /// No answer yet; the request is still in flight, and here it is back.
-    Timeout(TypedPending<R>),
-    /// The peer answered ok = 0.
-    Failed(Failure),
-    /// The peer answered ok, with flags and a payload that are not a
-    /// response of the request's type.
-    Undecodable(UndecodableResponse),
-    /// The connection ended before an answer came.
-    Connection(ConnectionError),
-}
-
-impl<R: TypedRequest> TypedWaitTimeoutError<R> {
-    /// The handle back, when the answer had not come.
-    pub fn into_pending(self) -> Option<TypedPending<R>> {
-        match self {
-            TypedWaitTimeoutError::Timeout(pending) => Some(pending),
-            _ => None,
-        }
-    }
-}
-
-impl<R: TypedRequest> From<TypedRequestError> for TypedWaitTimeoutError<R> {
-    fn from(error: TypedRequestError) -> Self {
-        match error {
-            TypedRequestError::Failed(failure) => TypedWaitTimeoutError::Failed(failure),
-            TypedRequestError::Undecodable(error) => TypedWaitTimeoutError::Undecodable(error),
-            TypedRequestError::Connection(error) => TypedWaitTimeoutError::Connection(error),
-        }
-    }
-}
-
-impl<R: TypedRequest> fmt::Debug for TypedWaitTimeoutError<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TypedWaitTimeoutError::Timeout(pending) => f.debug_tuple("Timeout").field(pending).finish(),
-            TypedWaitTimeoutError::Failed(failure) => f.debug_tuple("Failed").field(failure).finish(),
-            TypedWaitTimeoutError::Undecodable(error) => f.debug_tuple("Undecodable").field(error).finish(),
-            TypedWaitTimeoutError::Connection(error) => f.debug_tuple("Connection").field(error).finish(),
-        }
-    }
-}
-
-impl<R: TypedRequest> fmt::Display for TypedWaitTimeoutError<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TypedWaitTimeoutError::Timeout(_) => f.write_str("timed out waiting for the answer"),
-            TypedWaitTimeoutError::Failed(failure) => failure.describe(f),
-            TypedWaitTimeoutError::Undecodable(error) => fmt::Display::fmt(error, f),
-            TypedWaitTimeoutError::Connection(error) => fmt::Display::fmt(error, f),
-        }
-    }
-}
-
-impl<R: TypedRequest> std::error::Error for TypedWaitTimeoutError<R> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            TypedWaitTimeoutError::Undecodable(error) => Some(error),
-            TypedWaitTimeoutError::Connection(error) => Some(error),
-            _ => None,
-        }
-    }
-}
-
 // The conversions between the operations' errors: a call is a submit and a
 // wait, and any of them can be passed up as a timed call's.
 
@@ -336,13 +267,3 @@ macro_rules! failure_getter {
 }
 
 failure_getter!(TypedRequestError, TypedCallError, TypedCallTimeoutError);
-
-impl<R: TypedRequest> TypedWaitTimeoutError<R> {
-    /// The peer's failure, for a failed answer.
-    pub fn failure(&self) -> Option<&Failure> {
-        match self {
-            TypedWaitTimeoutError::Failed(failure) => Some(failure),
-            _ => None,
-        }
-    }
-}

@@ -68,11 +68,10 @@ pub use agreement::{compare, Mapping, Mismatch, Numbering, Role};
 pub use call::CallTyped;
 pub use dispatcher::Dispatcher;
 pub use error::{
-    InvalidTyped, TypedCallError, TypedCallTimeoutError, TypedRequestError, TypedSubmitError, TypedWaitTimeoutError,
-    UndecodableResponse,
+    InvalidTyped, TypedCallError, TypedCallTimeoutError, TypedRequestError, TypedSubmitError, UndecodableResponse,
 };
 pub use handshake::{Handshake, HandshakeError, INCOMING_WAIT};
-pub use pending::TypedPending;
+pub use pending::{TypedPending, TypedWaitTimeoutError};
 pub use pulled::{Rejected, Router, Typed, TypedResponder};
 pub use registry::{Registry, RegistryError};
 pub use request::{Flagged, TypedRequest};

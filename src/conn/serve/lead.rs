@@ -28,32 +28,19 @@
 //! for a while, so that a connection whose callers come seldom keeps its
 //! reading thread on the stream.
 
-use std::sync::Arc;
 use std::thread::{self, Thread};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::reader::{self, Role, Step};
 use super::reading::ReadState;
-use super::serving::Serving;
 use crate::conn::calls::Slot;
-use crate::conn::link::Reading;
-use crate::conn::stats::Counters;
 
 /// How long the reading thread leaves the stream to the callers before it
 /// takes it back: as long as a packet may be held back to leave with others
 /// ([`DEFAULT_PACKET_GRACE`](crate::DEFAULT_PACKET_GRACE)), the latency the
 /// connection allows itself elsewhere.
 pub(crate) const LINGER: Duration = Duration::from_millis(1);
-
-/// How often a caller reading for itself looks up from the stream, to see
-/// whether its wait was ended from outside.
-const SLICE: Duration = Duration::from_millis(10);
-
-/// A caller reading for itself looks at the clock at least once in this
-/// many packets.
-const CLOCK_EVERY: u32 = 32;
 
 /// After this many lingers in a row that no caller took, the reading
 /// thread stays on the stream for [`SKIP`] answers.
@@ -72,7 +59,7 @@ pub(crate) enum Lingered {
 pub(crate) struct Lead {
     /// Whether callers may read at all (the stream can wait with a
     /// deadline, and the configuration allows it).
-    enabled: bool,
+    pub enabled: bool,
     state: Mutex<State>,
 }
 
@@ -144,7 +131,7 @@ impl Lead {
 
     /// A caller starts waiting on `slot`; the reading state if the stream
     /// is vacant and `lead` (the caller then reads).
-    fn enter(&self, slot: &Slot, lead: bool) -> Option<ReadState> {
+    pub fn enter(&self, slot: &Slot, lead: bool) -> Option<ReadState> {
         let mut state = self.state.lock();
         state.waiters += 1;
         // Counted before the reader can see the slot's answer as someone's.
@@ -166,7 +153,7 @@ impl Lead {
     /// The caller that read gives the stream back (`None`: reading ended on
     /// its thread), and the reading thread is woken if others wait (it reads
     /// for them) or reading ended (it has nothing left to do).
-    fn give_back(&self, reading: Option<ReadState>, slot: &Slot) {
+    pub fn give_back(&self, reading: Option<ReadState>, slot: &Slot) {
         let mut state = self.state.lock();
         state.leading = false;
         match reading {
@@ -185,74 +172,9 @@ impl Lead {
     }
 
     /// A caller stops waiting on `slot`.
-    fn leave(&self, slot: &Slot) {
+    pub fn leave(&self, slot: &Slot) {
         if slot.release_waiter() {
             self.state.lock().waiters -= 1;
         }
-    }
-}
-
-/// What may keep the reading thread on the stream although it delivered an
-/// answer: a wait that is not a caller's (a stream's, a conversation's).
-fn others_wait(serving: &Serving) -> bool {
-    !serving.streams.is_empty() || serving.calls.has_conversations()
-}
-
-impl Reading for Serving {
-    fn enter_wait(self: Arc<Self>, slot: &Slot, deadline: Option<Instant>) {
-        let lead = self.lead.enabled && !others_wait(&self);
-        let Some(mut reading) = self.lead.enter(slot, lead) else { return };
-        let done = || slot.is_done();
-        Counters::add(&self.send.counters.caller_reads, 1);
-        let slice_end = |now: Instant| deadline.map_or(now + SLICE, |deadline| deadline.min(now + SLICE));
-        reading.until = Some(slice_end(Instant::now()));
-        let mut unclocked = 0u32;
-        let (mut reading, ended) = loop {
-            // Whole frames already read are dispatched before the stream is
-            // left: nobody may read again for a linger.
-            let buffered = reading.packets.has_buffered_packet();
-            if done() && !buffered {
-                break (reading, None);
-            }
-            // The clock is read when a read gave up (the slice or the
-            // deadline passed) and every so many packets otherwise, not for
-            // each: a stream of packets that are not this caller's answer
-            // must not keep it past its deadline.
-            if unclocked >= CLOCK_EVERY {
-                unclocked = 0;
-                let now = Instant::now();
-                if deadline.is_some_and(|deadline| deadline <= now) && !buffered {
-                    break (reading, None);
-                }
-                reading.until = Some(slice_end(now));
-            }
-            unclocked += 1;
-            match reader::read_one(reading, Role::Caller, &self) {
-                Step::Go(next) => reading = next,
-                Step::Suspended(next) => {
-                    reading = next;
-                    unclocked = CLOCK_EVERY;
-                }
-                Step::End(last, outcome) => break (last, Some(outcome)),
-                Step::TakenOver | Step::Linger(_) => unreachable!("a caller runs no section and never lingers"),
-            }
-        };
-        reading.until = None;
-        // Requests decoded here go to the workers before the stream is left.
-        let ended = match ended {
-            None => reader::hand_on(&mut reading, &self).err().map(Err),
-            Some(outcome) => Some(outcome),
-        };
-        match ended {
-            None => self.lead.give_back(Some(reading), slot),
-            Some(outcome) => {
-                reader::finish(reading, outcome, &self);
-                self.lead.give_back(None, slot);
-            }
-        }
-    }
-
-    fn leave_wait(&self, slot: &Slot) {
-        self.lead.leave(slot);
     }
 }

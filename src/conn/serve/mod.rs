@@ -28,6 +28,7 @@ pub(crate) mod responder;
 pub(crate) mod route;
 pub(crate) mod serving;
 pub(crate) mod streams;
+pub(crate) mod waiting;
 
 use std::io;
 use std::sync::{Arc, Weak};

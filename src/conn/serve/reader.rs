@@ -19,7 +19,7 @@ use crossbeam_channel::Sender;
 use super::handler;
 use super::lead::Lingered;
 use super::reading::{ReadState, ReaderEnd, BATCH_MAX};
-use super::responder::{refused, Incoming, Responder};
+use super::responder::{refused, Answering, Incoming, Responder};
 use super::route::Route;
 use super::serving::{Serve, Serving};
 use super::streams;
@@ -320,7 +320,7 @@ fn pull(packet: Packet, queue: &Sender<Incoming>, serving: &Arc<Serving>) -> Res
         return serving.refuse(refusal.key, refusal.text);
     }
     let request = handler::request(packet, &serving.notes);
-    let incoming = Incoming { request, responder: Responder::new(key, Arc::clone(serving)) };
+    let incoming = Incoming { request, responder: Responder::new(key, Arc::clone(serving) as Arc<dyn Answering>) };
     if let Err(unsent) = queue.send(incoming) {
         // The application dropped its receiver: the responder dropped here
         // would wait for the send path; refuse the way the reader must,

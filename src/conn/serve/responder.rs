@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::handler::{IntoFailure, IntoOutcome, Request};
-use super::serving::Serving;
+use crate::conn::answer::{Failure, Response};
 use crate::conn::calls::Key;
 use crate::conn::streams::served::ServedStream;
 use crate::wire::Packet;
@@ -38,23 +38,32 @@ impl fmt::Debug for Incoming {
     }
 }
 
+/// Where a responder's answer goes: the serving side of the connection,
+/// which holds the channel of pulled requests and so cannot be named here.
+pub(crate) trait Answering: Send + Sync {
+    /// Sends the answer to request `key`.
+    fn answer(&self, key: Key, outcome: Result<Response, Failure>);
+    /// Ends the stream of request `tag` with its final reply.
+    fn finish_stream(&self, tag: u64, stream: &ServedStream, outcome: Result<Response, Failure>);
+}
+
 /// Answers one request of the peer. Dropping it unanswered fails the
 /// request with [`DROPPED_UNANSWERED`].
 #[must_use = "dropping a Responder fails its request"]
 pub struct Responder {
     key: Key,
-    serving: Arc<Serving>,
+    serving: Arc<dyn Answering>,
     answered: bool,
     /// For a streaming request, its stream: the answer is its final reply.
     stream: Option<Arc<ServedStream>>,
 }
 
 impl Responder {
-    pub(crate) fn new(key: Key, serving: Arc<Serving>) -> Self {
+    pub(crate) fn new(key: Key, serving: Arc<dyn Answering>) -> Self {
         Responder { key, serving, answered: false, stream: None }
     }
 
-    pub(crate) fn for_stream(key: Key, serving: Arc<Serving>, stream: Arc<ServedStream>) -> Self {
+    pub(crate) fn for_stream(key: Key, serving: Arc<dyn Answering>, stream: Arc<ServedStream>) -> Self {
         Responder { key, serving, answered: false, stream: Some(stream) }
     }
 
@@ -86,27 +95,19 @@ impl Responder {
         self.answered = true;
     }
 
-    fn answer(&mut self, outcome: Result<crate::Response, crate::Failure>) {
+    fn answer(&mut self, outcome: Result<Response, Failure>) {
         self.answered = true;
-        if let Some(stream) = self.stream.take() {
-            self.serving.finish_stream(self.key.1, &stream, outcome);
-            return;
+        match self.stream.take() {
+            Some(stream) => self.serving.finish_stream(self.key.1, &stream, outcome),
+            None => self.serving.answer(self.key, outcome),
         }
-        self.serving.notes.answered(self.key);
-        let (channel, tag) = self.key;
-        let packet = super::handler::response_packet(channel, tag, outcome);
-        // Out of service before the answer can reach the peer, as for a
-        // handler's answer.
-        let light = self.serving.pool.finish_deferred(self.key);
-        self.serving.send.send_response(packet, light);
-        self.serving.pool.answered();
     }
 }
 
 impl Drop for Responder {
     fn drop(&mut self) {
         if !self.answered {
-            self.answer(Err(crate::Failure::new(DROPPED_UNANSWERED)));
+            self.answer(Err(Failure::new(DROPPED_UNANSWERED)));
         }
     }
 }

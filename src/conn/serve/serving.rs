@@ -12,7 +12,7 @@ use super::lead::Lead;
 use super::notes::Notes;
 use super::pool::Pool;
 use super::reading::{ReadState, ReaderEnd};
-use super::responder::Incoming;
+use super::responder::{Answering, Incoming};
 use super::route::Routes;
 use crate::conn::answer::{Failure, Response};
 use crate::conn::calls::{Calls, Key};
@@ -195,5 +195,21 @@ impl Serving {
     /// What reading left, once it has ended.
     pub fn take_reader_end(&self) -> Option<ReaderEnd> {
         self.ending.end.lock().take()
+    }
+}
+
+impl Answering for Serving {
+    fn answer(&self, key: Key, outcome: Result<Response, Failure>) {
+        self.notes.answered(key);
+        let packet = super::handler::response_packet(key.0, key.1, outcome);
+        // Out of service before the answer can reach the peer, as for a
+        // handler's answer.
+        let light = self.pool.finish_deferred(key);
+        self.send.send_response(packet, light);
+        self.pool.answered();
+    }
+
+    fn finish_stream(&self, tag: u64, stream: &ServedStream, outcome: Result<Response, Failure>) {
+        Serving::finish_stream(self, tag, stream, outcome);
     }
 }

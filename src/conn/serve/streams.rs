@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::context::Context;
 use super::handler::{self, Request};
-use super::responder::{Incoming, Responder};
+use super::responder::{Answering, Incoming, Responder};
 use super::serving::{Serve, Serving};
 use crate::conn::error::ConnectionError;
 use crate::conn::stats::Counters;
@@ -141,7 +141,7 @@ fn open_stream(tag: u64, open: Open, serving: &Arc<Serving>, refusing: bool) -> 
             }
         }
         Serve::Queue(queue) => {
-            let responder = Responder::for_stream(key, Arc::clone(serving), Arc::clone(&served));
+            let responder = Responder::for_stream(key, Arc::clone(serving) as Arc<dyn Answering>, Arc::clone(&served));
             if let Err(unsent) = queue.send(Incoming { request, responder }) {
                 // The application dropped its receiver.
                 unsent.into_inner().responder.withdraw();
