@@ -495,6 +495,59 @@ fn peer_never_reads_a_bulk_call_blocks_until_it_goes() {
     }
 }
 
+/// A bulk answer is written by the thread that ran its handler; against a
+/// peer that does not read yet, that write blocks, and the connection must
+/// go on reading (a worker takes reading over) so that the peer's own
+/// writes, more than any buffer holds, never wait for it.
+fn bulk_answers_to_a_peer_that_reads_late(kind: Kind) {
+    let _shared = shared();
+    let name = kind.name('l');
+    let (transport, mut peer) = raw_pair(kind);
+    let conn = PacketConnection::with_handler(transport, config(name.clone()), echo).expect("start");
+    const SMALL: u64 = 2_000;
+    let bulk = |tag: u64| packetstream::Packet::request(0, tag, 0, 0, vec![tag as u8; 8 << 20]).unwrap();
+    let (sent_tx, sent_rx) = crossbeam_channel::bounded(1);
+    let writer = thread::Builder::new()
+        .name(format!("{name}-raw-writer"))
+        .spawn(move || {
+            peer.send_packet(&bulk(2));
+            for tag in 3..3 + SMALL {
+                peer.send_packet(&packetstream::Packet::request(0, tag, 0, 0, tag.to_le_bytes().to_vec()).unwrap());
+            }
+            peer.send_packet(&bulk(3 + SMALL));
+            let _ = sent_tx.send(());
+            peer
+        })
+        .expect("spawn");
+    sent_rx
+        .recv_timeout(PROMPT)
+        .expect("the peer's writes (16 MiB and more) did not wait for it to read: the connection kept reading");
+    let mut peer = writer.join().expect("raw writer");
+    let feed = peer.start_reading();
+    let mut answered = std::collections::BTreeSet::new();
+    for _ in 0..SMALL + 2 {
+        let answer = feed.next_ordinary();
+        let expected = if answer.payload().len() == 8 << 20 {
+            vec![answer.tag() as u8; 8 << 20]
+        } else {
+            answer.tag().to_le_bytes().to_vec()
+        };
+        assert!(answer.payload() == &expected[..], "answer {} carries its own request's payload", answer.tag());
+        assert!(answered.insert(answer.tag()), "answer {} twice", answer.tag());
+    }
+    assert_eq!(answered.len() as u64, SMALL + 2);
+    peer.hang_up();
+    assert_close_outcome_not_hung(&conn.close());
+    assert_no_threads(&name);
+}
+
+#[test]
+fn bulk_answers_wait_for_a_late_reader_while_reading_goes_on() {
+    for kind in IN_PROCESS {
+        bulk_answers_to_a_peer_that_reads_late(kind);
+    }
+}
+
 fn never_reads_close(kind: Kind, by_drop: bool) {
     let _shared = shared();
     let name = kind.name(if by_drop { 'd' } else { 'n' });

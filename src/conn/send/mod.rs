@@ -146,12 +146,28 @@ impl SendPath {
         }
     }
 
+    /// [`send_response`](Self::send_response) from a thread that may block
+    /// on a write (a worker, or the reading thread in a section, which a
+    /// worker takes reading over from when it blocks): a large answer is
+    /// written by it when nothing is queued ahead (see
+    /// [`send_own`](Self::send_own)).
+    pub fn send_response_own(&self, packet: Packet, light: bool) {
+        if self.send_own(packet, light, None).is_ok() {
+            Counters::add(&self.counters.responses_out, 1);
+        }
+    }
+
     /// Sends the answer to a request the reading thread ran itself, from
     /// inside its section: staged, to be written with the others before the
     /// reader blocks on the stream again (as an echo server flushes when its
-    /// input runs dry), or through the queue if it is large. Returns whether
+    /// input runs dry), or, if it is large, written now (the section lets a
+    /// worker take reading over if the write blocks) or through the queue. Returns whether
     /// so much is staged that requests should go to the workers.
     pub fn send_inline_reply(&self, packet: Packet) -> bool {
+        if policy::writes_own(packet.payload.len(), false, self.outbox.queue_is_clear()) {
+            self.send_response_own(packet, false);
+            return false;
+        }
         let packet = if policy::path(packet.payload.len(), false, true) == Path::Queue {
             match self.try_enqueue(packet) {
                 Ok(()) => {

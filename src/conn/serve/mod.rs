@@ -66,11 +66,11 @@ pub(crate) fn work(me: usize, serving: &Arc<Serving>) {
                 // Out of service before the answer can reach the peer, so a
                 // peer that reuses the tag after the answer is not refused.
                 let light = pool.finish(me, key);
-                serving.send.send_response(response, light);
+                serving.send.send_response_own(response, light);
                 pool.answered();
             }
             Job::Send(packet) => {
-                serving.send.send_response(packet, false);
+                serving.send.send_response_own(packet, false);
                 pool.answered();
             }
             Job::Read(reading) => {
