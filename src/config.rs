@@ -229,7 +229,9 @@ impl ConfigBuilder {
     /// thread each time. Default 20 µs; zero sleeps at once. With more than
     /// 4 of this side's requests in flight, a caller spins only while it
     /// pays: after a spin the answer did not end, the next 8 such waits
-    /// sleep at once.
+    /// sleep at once. A connection started by a thread bound to one CPU
+    /// (Linux affinity, as `taskset -c 0` sets it) never spins: no other
+    /// thread could answer meanwhile.
     ///
     /// A sleeping thread takes a wake-up to resume, and on a virtual
     /// machine whose CPU went idle meanwhile that can cost tens of

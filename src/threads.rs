@@ -75,3 +75,56 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
         "(a non-string panic payload)".to_owned()
     }
 }
+
+/// Whether the calling thread may run on one CPU only (its affinity, which
+/// the threads it starts inherit): then no two of them run at once, and a
+/// thread that waits by spinning only takes the CPU from the one it waits
+/// for.
+#[cfg(target_os = "linux")]
+pub(crate) fn on_one_cpu() -> bool {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, and sched_getaffinity
+    // writes at most `size_of::<cpu_set_t>()` bytes into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; pid 0 is the calling thread.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return false;
+    }
+    // SAFETY: `set` was filled in by the kernel.
+    unsafe { libc::CPU_COUNT(&set) == 1 }
+}
+
+/// Elsewhere the affinity is not known: assume several CPUs.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn on_one_cpu() -> bool {
+    false
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod affinity_tests {
+    use super::on_one_cpu;
+
+    #[test]
+    fn a_thread_bound_to_one_cpu_knows_it_and_its_children_inherit_it() {
+        let several = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+        if several {
+            assert!(!on_one_cpu(), "the test thread may use every CPU");
+        }
+        let bound = std::thread::spawn(|| {
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            // SAFETY: zeroed cpu_set_t values are empty sets; the kernel
+            // fills `allowed` (at most `size` bytes) and reads `one`; the
+            // CPU_* helpers stay within a set.
+            unsafe {
+                let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+                assert_eq!(libc::sched_getaffinity(0, size, &mut allowed), 0);
+                let first = (0..libc::CPU_SETSIZE as usize).find(|&cpu| libc::CPU_ISSET(cpu, &allowed));
+                let mut one: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(first.expect("some CPU is allowed"), &mut one);
+                assert_eq!(libc::sched_setaffinity(0, size, &one), 0);
+            }
+            let inherited = std::thread::spawn(on_one_cpu).join().expect("child thread");
+            (on_one_cpu(), inherited)
+        });
+        assert_eq!(bound.join().expect("bound thread"), (true, true));
+    }
+}

@@ -152,7 +152,9 @@ impl PacketConnection {
         }
         let transport::Opened { reader, writer, hooks } = transport.open()?;
         let name: Arc<str> = config.name().into();
-        let calls = Arc::new(Calls::new(Arc::clone(&name), config.wait_spin(), hooks.child.clone()));
+        // On one CPU a spinning caller only delays the threads it waits for.
+        let spin = if threads::on_one_cpu() { Duration::ZERO } else { config.wait_spin() };
+        let calls = Arc::new(Calls::new(Arc::clone(&name), spin, hooks.child.clone()));
         let (send, queue) = SendPath::new(Arc::clone(&name), writer, Arc::clone(&calls), &config);
         let send = Arc::new(send);
         let control = Arc::new(Control::new(Arc::clone(&name), config.extensions(), config.services().clone()));
