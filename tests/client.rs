@@ -19,16 +19,18 @@ use packetstream::{Config, ConnectionError, Request, Transport};
 use util::process::Clean;
 use util::{assert_no_threads, socket_path, unique_name, LONG, PROMPT};
 
-fn echo_server_on(addr: Addr, name: &str) -> Server {
+/// An echo server whose requests of type 9 are held until `held`
+/// disconnects.
+fn echo_server_on(addr: Addr, name: &str, held: crossbeam_channel::Receiver<()>) -> Server {
     let config = ServerConfig::builder().name(name).connection(Config::builder().close_timeout(Duration::from_secs(1)));
     let server = Server::builder()
         .config(config)
         .listen(addr)
-        .serve(|_: &ConnectionInfo| {
-            |rq: Request| {
+        .serve(move |_: &ConnectionInfo| {
+            let held = held.clone();
+            move |rq: Request| {
                 if rq.rq_type == 9 {
-                    // Held until the server shuts down.
-                    thread::sleep(Duration::from_secs(3));
+                    let _ = held.recv_timeout(LONG);
                 }
                 rq.payload
             }
@@ -83,7 +85,8 @@ fn connecting_names_the_address_and_a_full_backlog_times_out() {
 fn the_reconnecting_client_opens_on_first_use_and_again_across_a_server_restart() {
     let _clean = Clean::new("the_reconnecting_client_opens_on_first_use_and_again_across_a_server_restart");
     let name = unique_name('r', 's');
-    let server = echo_server_on("127.0.0.1:0".parse().unwrap(), &name);
+    let (release, held) = crossbeam_channel::bounded::<()>(0);
+    let server = echo_server_on("127.0.0.1:0".parse().unwrap(), &name, held.clone());
     let addr = server.local_addrs()[0].clone();
     let client_name = unique_name('r', 'c');
     let config = ReconnectConfig::builder()
@@ -105,6 +108,8 @@ fn the_reconnecting_client_opens_on_first_use_and_again_across_a_server_restart(
             other => panic!("a request in flight should fail with the connection's end: {other:?}"),
         }
     }
+    // The handlers the shut-down server left running end now.
+    drop(release);
     // While the server is down, a request fails to open (after the backoff).
     match client.call(0, 2, b"nobody".to_vec()) {
         Err(ClientCallError::Open(OpenError::Failed { error, .. })) => {
@@ -114,7 +119,7 @@ fn the_reconnecting_client_opens_on_first_use_and_again_across_a_server_restart(
     }
 
     // The server comes back on the same port: the next request reopens.
-    let again = echo_server_on(addr.clone(), &format!("{name}2"));
+    let again = echo_server_on(addr.clone(), &format!("{name}2"), held);
     let started = Instant::now();
     assert_eq!(client.call(0, 3, b"again".to_vec()).unwrap().payload, b"again");
     println!("reopened after {:?} (backoff included)", started.elapsed());
@@ -328,4 +333,30 @@ fn a_supervised_child_with_a_keepalive_lives_on_while_it_answers_the_pings() {
     assert_eq!(helper.started(), 1);
     drop(helper);
     assert_no_threads(&name);
+}
+
+#[test]
+fn a_timed_call_does_not_wait_out_another_callers_open() {
+    let _clean = Clean::new("a_timed_call_does_not_wait_out_another_callers_open");
+    let (opening_tx, opening) = crossbeam_channel::bounded::<()>(1);
+    let (release, held) = crossbeam_channel::bounded::<()>(0);
+    let opener = move || -> std::io::Result<Transport> {
+        let _ = opening_tx.try_send(());
+        // Blocks like a connect to a host that does not answer.
+        let _ = held.recv_timeout(LONG);
+        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "released"))
+    };
+    let client = Arc::new(Reconnecting::new(opener, ReconnectConfig::default()));
+    let first = {
+        let client = Arc::clone(&client);
+        thread::spawn(move || client.call(0, 0, Vec::new()).map(drop))
+    };
+    opening.recv_timeout(LONG).expect("the first call opens");
+    let started = Instant::now();
+    let timed = client.call_timeout(0, 0, Vec::new(), Duration::from_millis(100));
+    let took = started.elapsed();
+    assert!(matches!(timed, Err(ClientCallTimeoutError::Timeout)), "{timed:?}");
+    assert!(took < PROMPT, "the timed call waited {took:?} for the other caller's open");
+    drop(release);
+    assert!(matches!(first.join().expect("first caller"), Err(ClientCallError::Open(_))));
 }

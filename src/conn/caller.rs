@@ -42,6 +42,16 @@ enum NotSubmitted {
     Timeout(Vec<u8>),
 }
 
+impl NotSubmitted {
+    /// Why a submit without a deadline sent nothing: it cannot time out.
+    fn untimed(self) -> SubmitError {
+        match self {
+            NotSubmitted::Submit(error) => error,
+            NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
+        }
+    }
+}
+
 impl Peer {
     pub(crate) fn new(link: Arc<Link>) -> Self {
         Peer { link }
@@ -74,12 +84,8 @@ impl Peer {
         flags: u64,
         payload: impl Into<Vec<u8>>,
     ) -> Result<Pending, SubmitError> {
-        self.submit_inner(channel, rq_type, flags, payload.into(), Way::Until(None), None).map_err(
-            |error| match error {
-                NotSubmitted::Submit(error) => error,
-                NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
-            },
-        )
+        self.submit_inner(channel, rq_type, flags, payload.into(), Way::Until(None), None)
+            .map_err(NotSubmitted::untimed)
     }
 
     /// [`submit_on`](Self::submit_on), telling the serving end that this
@@ -99,12 +105,8 @@ impl Peer {
         payload: impl Into<Vec<u8>>,
         budget: Duration,
     ) -> Result<Pending, SubmitError> {
-        self.submit_inner(channel, rq_type, flags, payload.into(), Way::Until(None), Some(budget)).map_err(|error| {
-            match error {
-                NotSubmitted::Submit(error) => error,
-                NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
-            }
-        })
+        self.submit_inner(channel, rq_type, flags, payload.into(), Way::Until(None), Some(budget))
+            .map_err(NotSubmitted::untimed)
     }
 
     /// [`submit_on`](Self::submit_on), waiting at most `timeout` for room in
@@ -263,13 +265,9 @@ impl Peer {
     ) -> Result<Response, CallError> {
         // This caller blocks until the answer in any case: it may as well
         // write a bulk request itself (see `SendPath::send_own`).
-        let pending =
-            self.submit_inner(channel, rq_type, flags, payload.into(), Way::Own, None).map_err(
-                |error| match error {
-                    NotSubmitted::Submit(error) => error,
-                    NotSubmitted::Timeout(_) => unreachable!("a submit without a deadline does not time out"),
-                },
-            )?;
+        let pending = self
+            .submit_inner(channel, rq_type, flags, payload.into(), Way::Own, None)
+            .map_err(NotSubmitted::untimed)?;
         Ok(pending.wait()?)
     }
 

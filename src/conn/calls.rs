@@ -266,10 +266,9 @@ impl TagMap {
     }
 
     /// Forgets what waits on `key`.
-    pub fn remove(&mut self, key: Key) {
-        if self.take_answer(key).is_none() && !self.conversations.is_empty() {
-            self.conversations.remove(&key);
-        }
+    /// Whether something waited there.
+    pub fn remove(&mut self, key: Key) -> bool {
+        self.take_answer(key).is_some() || (!self.conversations.is_empty() && self.conversations.remove(&key).is_some())
     }
 
     /// Finds the entry a packet for `key` belongs to. An answer's entry is
@@ -401,8 +400,8 @@ impl Calls {
 
     /// A request given up on (cancelled, timed out, or never sent): its
     /// tag is freed, and a late answer to it is dropped quietly.
-    pub fn forget(&self, key: Key) {
-        self.map.lock().remove(key);
+    pub fn forget(&self, key: Key) -> bool {
+        self.map.lock().remove(key)
     }
 
     /// A packet for one of our tags arrived: hands it to what waits on it.

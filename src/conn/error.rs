@@ -180,8 +180,9 @@ impl From<ProtocolError> for ConnectionError {
 }
 
 /// Implements `Display`, `Error` and the `From`s of a per-operation error
-/// whose variants wrap a [`Failure`], an [`InvalidRequest`] and a
-/// [`ConnectionError`] (any subset), plus unit variants with a fixed text.
+/// whose variants each wrap one error (a variant named `Failed` wraps a
+/// [`Failure`], shown as the peer's failure and with no source), plus unit
+/// variants with a fixed text. The typed requests' errors use it too.
 macro_rules! operation_error {
     ($name:ident { $($wrap:ident($ty:ty)),* $(; $unit:ident => $text:literal)* }) => {
         impl fmt::Display for $name {
@@ -217,6 +218,7 @@ macro_rules! operation_error {
     }};
     (@source $wrap:ident, $inner:ident) => { Some($inner) };
 }
+pub(crate) use operation_error;
 
 /// A request that cannot be sent as given.
 #[non_exhaustive]

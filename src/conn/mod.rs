@@ -186,7 +186,9 @@ impl PacketConnection {
                 done,
             )
         });
-        caller.link().set_reading(Arc::downgrade(&serving) as Weak<dyn Reading>);
+        if serving.lead.is_enabled() {
+            caller.link().set_reading(Arc::downgrade(&serving) as Weak<dyn Reading>);
+        }
 
         let writer = {
             let (send, name) = (Arc::clone(&send), Arc::clone(&name));

@@ -221,15 +221,18 @@ impl Drop for Pending {
         // A taken outcome left the slot done: nothing to give up.
         if !self.slot.is_done() {
             let Link { calls, send, control, .. } = &*self.link;
-            calls.forget(self.key());
+            // Gone already: its answer is in, and there is nothing to cancel.
+            let in_flight = calls.forget(self.key());
             // Whoever races us (the answer, a failed connection) loses: the
             // slot keeps the first outcome, and nobody will take it.
             self.slot.complete(Err(RequestError::Connection(ConnectionError::Closed)));
             let (channel, tag) = self.key();
-            if !ext::is_reserved(channel) && control.agreed(Feature::Cancel) {
+            if in_flight && !ext::is_reserved(channel) && control.agreed(Feature::Cancel) {
                 if let Some(packet) = control.notice(calls, &Notice::Cancel { channel, tag }) {
                     // Told at once: its handler may be working for nobody.
-                    let _ = send.send(packet, true, None);
+                    // A drop never blocks (a timed call drops its request
+                    // at its deadline): with no room now, the notice goes.
+                    let _ = send.send(packet, true, Some(Instant::now()));
                 }
             }
         }

@@ -163,8 +163,10 @@ impl Reconnecting {
         self.core.call(rq_type, flags, payload.into())
     }
 
-    /// [`call`](Self::call) within `timeout`, the backoff and the open
-    /// included.
+    /// [`call`](Self::call) within `timeout`, the backoff and the wait for
+    /// another caller's open included. An open this call makes itself is
+    /// bounded by the opener (a connect's timeout) and the start-up check,
+    /// not by `timeout`: given up half-way, it would leave nothing usable.
     ///
     /// # Errors
     /// As [`call`](Self::call), plus [`ClientCallTimeoutError::Timeout`].
@@ -280,7 +282,11 @@ impl Core {
 
     /// The live connection, opened if needed, by `deadline` if there is one.
     pub fn connection(&self, deadline: Option<Instant>) -> Result<Arc<PacketConnection>, Unopened> {
-        let mut slot = self.slot.lock();
+        // Another caller may hold the slot through its backoff and open.
+        let mut slot = match deadline {
+            None => self.slot.lock(),
+            Some(deadline) => self.slot.try_lock_until(deadline).ok_or(Unopened::Timeout)?,
+        };
         if slot.closed {
             return Err(Unopened::Open(OpenError::Closed));
         }

@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::binary::{DecodeError, EncodeError};
 use crate::conn::answer::{Failure, Response};
-use crate::conn::error::{ConnectionError, InvalidRequest};
+use crate::conn::error::{operation_error, ConnectionError, InvalidRequest};
 
 /// A typed request that cannot be sent; nothing was sent.
 #[non_exhaustive]
@@ -101,46 +101,6 @@ impl std::error::Error for UndecodableResponse {
     }
 }
 
-/// Implements `Display`, `Error` and the `From`s of an error whose variants
-/// wrap some of: a [`Failure`], an [`InvalidTyped`], an
-/// [`UndecodableResponse`], a [`ConnectionError`]; plus unit variants with
-/// a fixed text.
-macro_rules! typed_error {
-    ($name:ident { $($wrap:ident($ty:ty)),* $(; $unit:ident => $text:literal)* }) => {
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $($name::$wrap(inner) => typed_error!(@show f, $wrap, inner),)*
-                    $($name::$unit => f.write_str($text),)*
-                }
-            }
-        }
-
-        impl std::error::Error for $name {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                match self {
-                    $($name::$wrap(inner) => typed_error!(@source $wrap, inner),)*
-                    #[allow(unreachable_patterns)]
-                    _ => None,
-                }
-            }
-        }
-
-        $(impl From<$ty> for $name {
-            fn from(inner: $ty) -> Self {
-                $name::$wrap(inner)
-            }
-        })*
-    };
-    (@show $f:ident, Failed, $inner:ident) => { $inner.describe($f) };
-    (@show $f:ident, $wrap:ident, $inner:ident) => { fmt::Display::fmt($inner, $f) };
-    (@source Failed, $inner:ident) => {{
-        let _ = $inner;
-        None
-    }};
-    (@source $wrap:ident, $inner:ident) => { Some($inner) };
-}
-
 /// Why [`CallTyped::submit_typed`](super::CallTyped::submit_typed) sent
 /// nothing.
 #[non_exhaustive]
@@ -152,7 +112,7 @@ pub enum TypedSubmitError {
     Connection(ConnectionError),
 }
 
-typed_error!(TypedSubmitError { Invalid(InvalidTyped), Connection(ConnectionError) });
+operation_error!(TypedSubmitError { Invalid(InvalidTyped), Connection(ConnectionError) });
 
 /// Why [`TypedPending::wait`](crate::rpc::TypedPending::wait) returned no answer.
 #[non_exhaustive]
@@ -167,7 +127,7 @@ pub enum TypedRequestError {
     Connection(ConnectionError),
 }
 
-typed_error!(TypedRequestError { Failed(Failure), Undecodable(UndecodableResponse), Connection(ConnectionError) });
+operation_error!(TypedRequestError { Failed(Failure), Undecodable(UndecodableResponse), Connection(ConnectionError) });
 
 /// Why [`CallTyped::call_typed`](super::CallTyped::call_typed) returned no
 /// answer.
@@ -185,7 +145,7 @@ pub enum TypedCallError {
     Connection(ConnectionError),
 }
 
-typed_error!(TypedCallError {
+operation_error!(TypedCallError {
     Invalid(InvalidTyped),
     Failed(Failure),
     Undecodable(UndecodableResponse),
@@ -210,7 +170,7 @@ pub enum TypedCallTimeoutError {
     Connection(ConnectionError),
 }
 
-typed_error!(TypedCallTimeoutError {
+operation_error!(TypedCallTimeoutError {
     Invalid(InvalidTyped),
     Failed(Failure),
     Undecodable(UndecodableResponse),

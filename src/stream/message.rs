@@ -223,6 +223,10 @@ impl Message {
                     micros => Some(Duration::from_micros(micros - 1)),
                 };
                 let at = fields.at;
+                let mut payload = payload;
+                // The request's own payload follows the fields: moved down
+                // in place, not copied to a new buffer.
+                payload.drain(..at);
                 Ok(Message::Open(Open {
                     rq_type,
                     flags,
@@ -230,7 +234,7 @@ impl Message {
                     caller_receives: mode & 2 != 0,
                     credit,
                     budget,
-                    payload: payload[at..].to_vec(),
+                    payload,
                 }))
             }
             kind::ITEM => Ok(Message::Item(payload)),

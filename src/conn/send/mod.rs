@@ -165,7 +165,11 @@ impl SendPath {
     /// so much is staged that requests should go to the workers.
     pub fn send_inline_reply(&self, packet: Packet) -> bool {
         if policy::writes_own(packet.payload.len(), false, self.outbox.queue_is_clear()) {
-            self.send_response_own(packet, false);
+            let written = self.outbox.write_now(&packet);
+            self.outbox.spare.give(packet.into_payload());
+            if written.is_ok() {
+                Counters::add(&self.counters.responses_out, 1);
+            }
             return false;
         }
         let packet = if policy::path(packet.payload.len(), false, true) == Path::Queue {

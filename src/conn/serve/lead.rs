@@ -59,7 +59,7 @@ pub(crate) enum Lingered {
 pub(crate) struct Lead {
     /// Whether callers may read at all (the stream can wait with a
     /// deadline, and the configuration allows it).
-    pub enabled: bool,
+    enabled: bool,
     state: Mutex<State>,
 }
 
@@ -83,7 +83,13 @@ struct State {
 
 impl Lead {
     pub fn new(enabled: bool) -> Self {
+        // Disabled, it is never vacant (see `linger`), and nobody enters.
         Lead { enabled, state: Mutex::new(State::default()) }
+    }
+
+    /// Whether callers may read (else they need not even be counted).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
     }
 
     /// Leaves the stream vacant for a linger and parks until the reading
@@ -130,13 +136,13 @@ impl Lead {
     }
 
     /// A caller starts waiting on `slot`; the reading state if the stream
-    /// is vacant and `lead` (the caller then reads).
-    pub fn enter(&self, slot: &Slot, lead: bool) -> Option<ReadState> {
+    /// is vacant (the caller then reads).
+    pub fn enter(&self, slot: &Slot) -> Option<ReadState> {
         let mut state = self.state.lock();
         state.waiters += 1;
         // Counted before the reader can see the slot's answer as someone's.
         slot.count_waiter();
-        if state.leading || !lead {
+        if state.leading {
             return None;
         }
         let reading = state.vacant.take()?;

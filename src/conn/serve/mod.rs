@@ -62,10 +62,11 @@ pub(crate) fn work(me: usize, serving: &Arc<Serving>) {
                     Some(handler) => handler::answer(handler, packet, &serving.notes, &serving.name),
                     None => Packet::response_unchecked(key.0, key.1, false, 0, b"no request handler".to_vec()),
                 };
-                serving.notes.answered(key);
                 // Out of service before the answer can reach the peer, so a
-                // peer that reuses the tag after the answer is not refused.
+                // peer that reuses the tag after the answer is not refused;
+                // its notes go after (see `Notes::cancel_if`).
                 let light = pool.finish(me, key);
+                serving.notes.answered(key);
                 serving.send.send_response_own(response, light);
                 pool.answered();
             }

@@ -70,10 +70,17 @@ impl Notes {
         self.note(key, |note| note.budget = Some((budget, Instant::now())));
     }
 
-    /// The caller gave `key` up; only for a request in service.
-    pub fn cancel(&self, key: Key) {
+    /// The caller gave `key` up; kept only while `in_service` says the
+    /// request is. Noted first and looked at after: a request answered
+    /// meanwhile has its note taken by [`answered`](Self::answered), which
+    /// comes after the request leaves service, or else here.
+    pub fn cancel_if(&self, key: Key, in_service: impl FnOnce() -> bool) {
         self.note(key, |note| note.cancelled = true);
-        self.changed.notify_all();
+        if in_service() {
+            self.changed.notify_all();
+        } else {
+            self.answered(key);
+        }
     }
 
     /// `key` was answered (or refused): its note, if any, goes.

@@ -156,7 +156,11 @@ pub(crate) fn read_one(mut reading: ReadState, role: Role, serving: &Arc<Serving
             }
         };
     }
-    if about_to_block && matches!(role, Role::Thread(_)) && std::mem::take(&mut reading.answered_caller) {
+    if about_to_block
+        && matches!(role, Role::Thread(_))
+        && std::mem::take(&mut reading.answered_caller)
+        && !serving.others_wait()
+    {
         return Step::Linger(reading);
     }
     if !reading.packets.has_spare() {
@@ -303,10 +307,8 @@ fn on_notice(notice: Result<Notice, NoticeError>, serving: &Serving) {
         Err(error) => log::warn!("{}: ignoring a notice that cannot be read: {error}", serving.name),
         Ok(Notice::Cancel { channel, tag }) => {
             // Only a request still in service has anyone to tell.
-            if serving.pool.is_in_service((channel, tag)) {
-                log::debug!("{}: the caller gave up request {channel}:{tag}", serving.name);
-                serving.notes.cancel((channel, tag));
-            }
+            log::debug!("{}: the caller gave up request {channel}:{tag}", serving.name);
+            serving.notes.cancel_if((channel, tag), || serving.pool.is_in_service((channel, tag)));
         }
         Ok(Notice::Budget { channel, tag, budget }) => serving.notes.budget((channel, tag), budget),
     }
@@ -354,10 +356,12 @@ fn handler_section(reading: ReadState, packet: Packet, me: usize, serving: &Arc<
     let handler = serving.handler().expect("requests are routed to the handler only when there is one");
     let started = timed.then(Instant::now);
     let response = handler::answer(handler, packet, &serving.notes, &serving.name);
-    serving.notes.answered(key);
     let slow = started.is_some_and(|started| started.elapsed() >= INLINE_SLOW);
     let congested = serving.send.send_inline_reply(response);
-    match serving.pool.end_section(number, me, Some(key), slow) {
+    let ended = serving.pool.end_section(number, me, Some(key), slow);
+    // Out of service now: its notes go (see `Notes::cancel_if`).
+    serving.notes.answered(key);
+    match ended {
         Some(mut reading) => {
             reading.replies_staged = true;
             reading.congested = congested;

@@ -118,8 +118,16 @@ impl Serving {
     pub fn finish_stream(&self, tag: u64, stream: &ServedStream, outcome: Result<Response, Failure>) {
         self.streams.remove(tag);
         self.pool.finish_deferred((UP, tag));
+        self.notes.answered((UP, tag));
         stream.reply(outcome);
         self.pool.answered();
+    }
+
+    /// What keeps the reading thread on the stream although it delivered a
+    /// caller's answer: a wait that is not a caller's (a stream's, a
+    /// conversation's), which no caller would read for.
+    pub fn others_wait(&self) -> bool {
+        !self.streams.is_empty() || self.calls.has_conversations()
     }
 
     /// The handler, if requests go to one.
@@ -200,11 +208,11 @@ impl Serving {
 
 impl Answering for Serving {
     fn answer(&self, key: Key, outcome: Result<Response, Failure>) {
-        self.notes.answered(key);
         let packet = super::handler::response_packet(key.0, key.1, outcome);
         // Out of service before the answer can reach the peer, as for a
-        // handler's answer.
+        // handler's answer, and its notes after.
         let light = self.pool.finish_deferred(key);
+        self.notes.answered(key);
         self.send.send_response(packet, light);
         self.pool.answered();
     }

@@ -19,16 +19,11 @@ const SLICE: Duration = Duration::from_millis(10);
 /// many packets.
 const CLOCK_EVERY: u32 = 32;
 
-/// What may keep the reading thread on the stream although it delivered an
-/// answer: a wait that is not a caller's (a stream's, a conversation's).
-fn others_wait(serving: &Serving) -> bool {
-    !serving.streams.is_empty() || serving.calls.has_conversations()
-}
-
 impl Reading for Serving {
     fn enter_wait(self: Arc<Self>, slot: &Slot, deadline: Option<Instant>) {
-        let lead = self.lead.enabled && !others_wait(&self);
-        let Some(mut reading) = self.lead.enter(slot, lead) else { return };
+        // The reading thread leaves the stream only when nothing but callers
+        // waits on it (see `Serving::others_wait`).
+        let Some(mut reading) = self.lead.enter(slot) else { return };
         let done = || slot.is_done();
         Counters::add(&self.send.counters.caller_reads, 1);
         let slice_end = |now: Instant| deadline.map_or(now + SLICE, |deadline| deadline.min(now + SLICE));

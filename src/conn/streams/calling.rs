@@ -250,25 +250,33 @@ impl std::error::Error for ReplyTimeoutError {
 struct CallerStream {
     key: Key,
     state: Arc<StreamState>,
-    outcome: Mutex<Option<Result<Response, ReplyError>>>,
+    outcome: Mutex<Settlement>,
     settled: Condvar,
     /// The tag map lets go of this conversation at its end; a `Weak`, as
     /// the map holds this.
     calls: Weak<Calls>,
 }
 
+/// Where the conversation's outcome is: still to come, there, or taken by
+/// the reply's one wait that got it (the conversation stays settled).
+enum Settlement {
+    Waiting,
+    Settled(Result<Response, ReplyError>),
+    Taken,
+}
+
 impl CallerStream {
     /// The conversation's outcome; only the first counts.
     fn settle(&self, outcome: Result<Response, ReplyError>) {
         let mut slot = self.outcome.lock();
-        if slot.is_none() {
-            *slot = Some(outcome);
+        if matches!(*slot, Settlement::Waiting) {
+            *slot = Settlement::Settled(outcome);
             self.settled.notify_all();
         }
     }
 
     fn is_settled(&self) -> bool {
-        self.outcome.lock().is_some()
+        !matches!(*self.outcome.lock(), Settlement::Waiting)
     }
 
     /// Calls the conversation off from this end.
@@ -431,7 +439,7 @@ impl StreamReply {
             conversation.state.flush();
         }
         let mut outcome = conversation.outcome.lock();
-        while outcome.is_none() {
+        while matches!(*outcome, Settlement::Waiting) {
             match deadline {
                 None => conversation.settled.wait(&mut outcome),
                 Some(deadline) => {
@@ -441,7 +449,15 @@ impl StreamReply {
                 }
             }
         }
-        outcome.clone()
+        match std::mem::replace(&mut *outcome, Settlement::Taken) {
+            Settlement::Settled(outcome) => Some(outcome),
+            // Not yet (timed out): left as it was. Taken cannot be seen, as
+            // the wait that takes consumes the reply.
+            other => {
+                *outcome = other;
+                None
+            }
+        }
     }
 }
 
@@ -483,7 +499,7 @@ pub(crate) fn open(
             let conversation = Arc::new(CallerStream {
                 key: (UP, tag),
                 state,
-                outcome: Mutex::new(None),
+                outcome: Mutex::new(Settlement::Waiting),
                 settled: Condvar::new(),
                 calls: Arc::downgrade(calls),
             });
