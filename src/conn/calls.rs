@@ -227,11 +227,8 @@ impl TagMap {
     /// [`register`](Self::register) even while new requests are refused:
     /// for the connection's own requests at close (the quit request).
     pub fn register_anyway(&mut self, channel: u64, entry: Entry) -> Result<u64, ConnectionError> {
-        let first = if channel == 0 { FIRST_TAG_CHANNEL_0 } else { 0 };
-        let next = self.next_tag.entry(channel).or_insert(first);
-        let tag = *next;
         // 2^64 requests on one channel will not happen; refuse rather than reuse.
-        *next = next.checked_add(1).ok_or(ConnectionError::Closed)?;
+        let tag = self.allocate(channel).ok_or(ConnectionError::Closed)?;
         match entry {
             Entry::Answer(slot) if channel == 0 => self.answers_0.insert(tag, slot).map(drop),
             Entry::Answer(slot) => self.answers.insert((channel, tag), slot).map(drop),
@@ -265,8 +262,7 @@ impl TagMap {
         Ok(tag)
     }
 
-    /// Forgets what waits on `key`.
-    /// Whether something waited there.
+    /// Forgets what waits on `key`; whether something waited there.
     pub fn remove(&mut self, key: Key) -> bool {
         self.take_answer(key).is_some() || (!self.conversations.is_empty() && self.conversations.remove(&key).is_some())
     }

@@ -145,7 +145,7 @@ impl Outbox {
         log::trace!("{}: -> {packet:?}", self.name);
         let written = self.write_staged(&mut sink).and_then(|()| sink.push(packet, &self.counters));
         if let Err(error) = written {
-            return Err(self.fail(&mut sink, error));
+            return Err(self.fail(sink, error));
         }
         self.release(sink)
     }
@@ -161,7 +161,7 @@ impl Outbox {
         loop {
             let written = self.write_staged(&mut sink).and_then(|()| sink.flush_out());
             if let Err(error) = written {
-                return Err(self.fail(&mut sink, error));
+                return Err(self.fail(sink, error));
             }
             drop(sink);
             // Bytes staged between the last swap and the unlock: their
@@ -203,10 +203,13 @@ impl Outbox {
     }
 
     /// A write failed: the stream is done for, and so is every request
-    /// waiting on it.
-    pub fn fail(&self, sink: &mut Sink, error: io::Error) -> ConnectionError {
+    /// waiting on it. The stream is let go of first: failing the requests
+    /// may wait a moment to tell how a child ended, and no sender should
+    /// wait for the stream meanwhile.
+    pub fn fail(&self, mut sink: MutexGuard<'_, Sink>, error: io::Error) -> ConnectionError {
         sink.out = None;
         self.closed.store(true, SeqCst);
+        drop(sink);
         self.calls.fail_all(ConnectionError::from(error))
     }
 
@@ -281,9 +284,13 @@ impl Sink {
     /// `first` then `second`, as few write calls as the stream allows,
     /// counted for [`Stats`](crate::Stats).
     fn write_all_vectored(&mut self, first: &[u8], second: &[u8], counters: &SinkCounters) -> io::Result<()> {
+        if first.is_empty() && second.is_empty() {
+            return Ok(());
+        }
         let out = self.out.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
         let mut slices = [io::IoSlice::new(first), io::IoSlice::new(second)];
         let mut bufs = &mut slices[..];
+        // No empty slice leads: a write of it would return 0.
         io::IoSlice::advance_slices(&mut bufs, 0);
         while !bufs.is_empty() {
             match out.write_vectored(bufs) {
@@ -301,23 +308,7 @@ impl Sink {
     }
 
     /// `write_all`, counting the write calls for [`Stats`](crate::Stats).
-    fn write_all(&mut self, mut bytes: &[u8], counters: &SinkCounters) -> io::Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let out = self.out.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
-        while !bytes.is_empty() {
-            match out.write(bytes) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    Counters::bump(&counters.write_calls, 1);
-                    Counters::bump(&counters.bytes_out, n as u64);
-                    bytes = &bytes[n..];
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    fn write_all(&mut self, bytes: &[u8], counters: &SinkCounters) -> io::Result<()> {
+        self.write_all_vectored(bytes, &[], counters)
     }
 }

@@ -119,7 +119,7 @@ fn write_loop(queue: &Receiver<Outgoing>, outbox: &Outbox, grace: &GraceTimer) -
         }
         // Staged bytes went in before anything queued after them.
         if let Err(error) = outbox.write_staged(&mut sink) {
-            return Err(outbox.fail(&mut sink, error));
+            return Err(outbox.fail(sink, error));
         }
         let mut eof = first.is_eof();
         let mut written = outbox.push(&mut sink, &first);
@@ -139,12 +139,15 @@ fn write_loop(queue: &Receiver<Outgoing>, outbox: &Outbox, grace: &GraceTimer) -
             }
         }
         if let Err(error) = written.and_then(|()| outbox.write_batch(&mut sink)) {
-            return Err(outbox.fail(&mut sink, error));
+            return Err(outbox.fail(sink, error));
         }
         if eof {
             // Nothing goes after EOF.
             outbox.close();
-            return sink.flush_out().map_err(|error| outbox.fail(&mut sink, error));
+            return match sink.flush_out() {
+                Ok(()) => Ok(()),
+                Err(error) => Err(outbox.fail(sink, error)),
+            };
         }
         outbox.release(sink)?;
     }
