@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ext::service::{Service, Services};
+use crate::stream::credit::{DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS};
 use crate::stream::{Credit, Overflow};
 use crate::wire::DEFAULT_MAX_PACKET_SIZE;
 
@@ -76,7 +77,7 @@ impl Default for Config {
             handler_pause: DEFAULT_HANDLER_PAUSE,
             thread_stack: None,
             keepalive: None,
-            stream_window: Credit { items: 64, bytes: 1 << 20 },
+            stream_window: Credit { items: DEFAULT_WINDOW_ITEMS, bytes: DEFAULT_WINDOW_BYTES },
             stream_overflow: Overflow::Block,
             max_streams: 1024,
             caller_reads: true,

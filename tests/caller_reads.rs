@@ -103,11 +103,7 @@ fn a_reading_caller_keeps_its_deadline_and_a_half_arrived_frame_resumes() {
             raw.send_bytes(&rest);
             let response = pending.wait_timeout(LONG).expect("the whole answer");
             assert_eq!((response.flags, response.payload.len()), (1, payload_len), "{kind:?}");
-            raw.send_packet(&Packet::eof());
-            let closing = util::start_close(conn);
-            assert_eq!(raw.recv(), Packet::erq());
-            assert_eq!(raw.recv(), Packet::eof());
-            closing.result().expect("clean close");
+            util::raw::close_after_peer_eof(conn, &mut raw);
         }
     }
 }
@@ -168,11 +164,7 @@ fn the_peers_requests_are_served_while_the_stream_is_left() {
             assert_eq!((answer.tag(), answer.payload()), (100 + round, b"yours?".as_slice()), "{kind:?}");
             assert!(started.elapsed() < PROMPT, "{kind:?}: {:?}", started.elapsed());
         }
-        raw.send_packet(&Packet::eof());
-        let closing = util::start_close(conn);
-        assert_eq!(raw.recv(), Packet::erq());
-        assert_eq!(raw.recv(), Packet::eof());
-        closing.result().expect("clean close");
+        util::raw::close_after_peer_eof(conn, &mut raw);
     }
 }
 

@@ -26,14 +26,10 @@ use packetstream::{
     Config, ConfigBuilder, ConnectionError, Failure, InvalidRequest, Packet, PacketConnection, Response,
     DROPPED_UNANSWERED, MAX_REQUEST_FLAGS,
 };
-use util::raw::{feed, frame, raw_ends, RawEnds};
+use util::raw::{feed, frame, hex, raw_ends, RawEnds};
 use util::{assert_no_threads, close, close_both_ok, raw_pair, transport_pair, within, Kind, LONG};
 
 /// Bytes from space-separated hex.
-fn hex(text: &str) -> Vec<u8> {
-    text.split_whitespace().map(|pair| u8::from_str_radix(pair, 16).expect("hex byte")).collect()
-}
-
 fn config(name: &str) -> ConfigBuilder {
     Config::builder().name(name)
 }

@@ -17,6 +17,7 @@ use packetstream::{
     Config, ConfigBuilder, Failure, Handler, PacketConnection, ReplyError, Request, Stream, StreamEnd, StreamOpenError,
     StreamOptions, StreamReceiver, StreamRecvTimeoutError, StreamSendError, StreamSender, StreamTrySendError,
 };
+use util::raw::hex;
 use util::{assert_no_threads, close, close_both_ok, raw_pair, transport_pair, within, Kind, RawPeer, LONG};
 
 fn on(name: &str) -> ConfigBuilder {
@@ -333,12 +334,8 @@ fn seed_flow_control_with_credits_2_1_1_5() {
             from_down(raw.recv(), 0),
             Message::Reply(Reply { ok: true, flags: 0, payload: b"that's all".to_vec() })
         );
-        raw.send_packet(&packetstream::Packet::eof());
         let name = conn.name().to_owned();
-        let closing = util::start_close(conn);
-        assert_eq!(raw.recv(), packetstream::Packet::erq(), "{kind:?}: nothing after the reply");
-        assert_eq!(raw.recv(), packetstream::Packet::eof());
-        closing.result().expect("clean close");
+        util::raw::close_after_peer_eof(conn, &mut raw);
         assert_no_threads(&name);
     }
 }
@@ -439,11 +436,7 @@ fn items_past_the_credit_break_the_stream() {
     assert_eq!(got, window.items, "what arrived within the credit is still taken");
     assert!(matches!(end, StreamEnd::Broken(_)), "{end}");
     // Its final message was the cancel: no reply follows.
-    raw.send_packet(&packetstream::Packet::eof());
-    let closing = util::start_close(conn);
-    assert_eq!(raw.recv(), packetstream::Packet::erq());
-    assert_eq!(raw.recv(), packetstream::Packet::eof());
-    closing.result().expect("clean close");
+    util::raw::close_after_peer_eof(conn, &mut raw);
 }
 
 // ---- stop, cancel and drops ----
@@ -904,10 +897,6 @@ fn close_ends_a_stuck_stream() {
 
 // ---- the bytes docs/protocol.md shows ----
 
-fn hex(text: &str) -> Vec<u8> {
-    text.split_whitespace().map(|byte| u8::from_str_radix(byte, 16).expect("a hex byte")).collect()
-}
-
 #[test]
 fn the_documented_stream_frames() {
     let open = Open {
@@ -946,11 +935,7 @@ fn the_documented_probe_and_notices() {
     assert_eq!((raw.recv().channel(), pending.tag()), (0, 2), "the request follows its budget");
     pending.cancel();
     assert_eq!(util::raw::frame(&raw.recv()), hex("08 02 03 ff fe 00 05 00 02"));
-    raw.send_packet(&packetstream::Packet::eof());
-    let closing = util::start_close(conn);
-    assert_eq!(raw.recv(), packetstream::Packet::erq());
-    assert_eq!(raw.recv(), packetstream::Packet::eof());
-    closing.result().expect("clean close");
+    util::raw::close_after_peer_eof(conn, &mut raw);
 }
 
 /// A peer that agreed on streams but answers an open as a request (a

@@ -59,7 +59,7 @@ pub(crate) const QUICK_CLOSE: Duration = Duration::from_secs(1);
 /// How many connections shutdown closes at once.
 const SHUTDOWN_CLOSERS: usize = 64;
 /// The stack of the server's own threads, which run closes and the hooks.
-const SERVER_STACK: usize = 256 * 1024;
+const SERVER_STACK: usize = super::config::DEFAULT_SERVER_THREAD_STACK;
 /// After shutdown's deadline, how long closes still get: close's own
 /// interrupt grace, and a child's reaping.
 const AFTER_DEADLINE: Duration = Duration::from_secs(3);
@@ -494,6 +494,19 @@ pub(crate) struct Registry {
     closed: Option<Instant>,
 }
 
+impl Registry {
+    /// Takes connection `id` out to be closed: no longer counted in the
+    /// limits, its interrupter kept for shutdown's deadline.
+    fn take(&mut self, id: u64) -> Option<Live> {
+        let live = self.live.remove(&id)?;
+        self.counts.release(&live.key);
+        if let Some(interrupt) = live.conn.interrupter() {
+            self.closing.insert(id, interrupt);
+        }
+        Some(live)
+    }
+}
+
 /// A live connection.
 pub(crate) struct Live {
     pub conn: PacketConnection,
@@ -683,13 +696,7 @@ impl Shared {
     /// Takes connection `id` out of the registry to be closed, unless it is
     /// gone already (closed by another path).
     pub(crate) fn take(&self, id: u64) -> Option<Live> {
-        let mut registry = self.registry.lock();
-        let live = registry.live.remove(&id)?;
-        registry.counts.release(&live.key);
-        if let Some(interrupt) = live.conn.interrupter() {
-            registry.closing.insert(id, interrupt);
-        }
-        Some(live)
+        self.registry.lock().take(id)
     }
 
     /// Closes a connection taken out of the registry on a closing thread.
@@ -794,17 +801,7 @@ impl Shared {
                 }
             }
             let taken: Vec<u64> = registry.live.keys().copied().collect();
-            let mut live = Vec::new();
-            for id in taken {
-                if let Some(entry) = registry.live.remove(&id) {
-                    registry.counts.release(&entry.key);
-                    if let Some(interrupt) = entry.conn.interrupter() {
-                        registry.closing.insert(id, interrupt);
-                    }
-                    live.push(entry);
-                }
-            }
-            live
+            taken.into_iter().filter_map(|id| registry.take(id)).collect::<Vec<_>>()
         };
         let closed = live.len();
 

@@ -7,6 +7,11 @@
 //! at the start, and grants again as items leave its buffer, in batches of
 //! half a window so that credit messages stay few.
 
+/// The default receive window: 64 items.
+pub const DEFAULT_WINDOW_ITEMS: u64 = 64;
+/// The default receive window: 1 MiB of items.
+pub const DEFAULT_WINDOW_BYTES: u64 = 1 << 20;
+
 /// A grant of credit: so many more items, so many more bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Credit {

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use packetstream::wire::{self, PacketReader, ReadError};
-use packetstream::{memory_pipe, Packet, Transport};
+use packetstream::{memory_pipe, Finished, Packet, PacketConnection, Transport};
 
-use super::{tcp_pair, Kind, LONG};
+use super::{start_close, tcp_pair, Kind, LONG};
 
 /// Shuts the far end of a socket down (in the given directions).
 pub type Shutter = Box<dyn Fn(Shutdown) + Send>;
@@ -295,4 +295,19 @@ pub fn raw_body(tag: u64, bits: u64, channel: Option<u64>, wire_type: Option<u64
 /// A response the way the peer would send it.
 pub fn ok_response(channel: u64, tag: u64, flags: u64, payload: &[u8]) -> Packet {
     Packet::response(channel, tag, true, flags, payload.to_vec()).expect("a valid response")
+}
+
+/// The raw peer ends first (its EOF), then `conn` closes: its ERQ and EOF
+/// are all that arrive, and the close is clean.
+pub fn close_after_peer_eof(conn: PacketConnection, raw: &mut RawPeer) -> Finished {
+    raw.send_packet(&Packet::eof());
+    let closing = start_close(conn);
+    assert_eq!(raw.recv(), Packet::erq(), "nothing but the close's ERQ and EOF");
+    assert_eq!(raw.recv(), Packet::eof());
+    closing.result().expect("clean close")
+}
+
+/// Bytes written as hex pairs separated by spaces (`"0b 01 ff"`).
+pub fn hex(text: &str) -> Vec<u8> {
+    text.split_whitespace().map(|pair| u8::from_str_radix(pair, 16).expect("a hex byte")).collect()
 }

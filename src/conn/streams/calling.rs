@@ -47,10 +47,7 @@ pub struct StreamOptions {
     pub budget: Option<Duration>,
 }
 
-/// The default receive window: 64 items.
-pub const DEFAULT_WINDOW_ITEMS: u64 = 64;
-/// The default receive window: 1 MiB of items.
-pub const DEFAULT_WINDOW_BYTES: u64 = 1 << 20;
+pub use crate::stream::credit::{DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ITEMS};
 
 impl Default for StreamOptions {
     /// Items both ways.
