@@ -124,3 +124,17 @@ impl From<&str> for Failure {
         Failure::new(text)
     }
 }
+
+/// A handler's outcome as the ok bit, flags and payload of its answer, on
+/// the wire or as a stream's final reply. Flags too large for a response
+/// fail the request instead, saying why.
+pub(crate) fn answer_parts(outcome: Result<Response, Failure>) -> (bool, u64, Vec<u8>) {
+    let (ok, flags, payload) = match outcome {
+        Ok(response) => (true, response.flags, response.payload),
+        Err(failure) => (false, failure.flags, failure.payload),
+    };
+    match crate::wire::check_response_flags(flags) {
+        Ok(()) => (ok, flags, payload),
+        Err(error) => (false, 0, format!("handler's answer does not fit: {error}").into_bytes()),
+    }
+}

@@ -3,7 +3,7 @@
 //! outcome both share with the typed calls and the serving side.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -75,7 +75,10 @@ struct Shared {
     role: Role,
     /// What this end sends and answers with.
     message: Vec<u8>,
-    outcome: Mutex<Option<Result<Numbering, HandshakeError>>>,
+    /// Set once; read without a lock by every request served.
+    outcome: OnceLock<Result<Numbering, HandshakeError>>,
+    /// Held to wait for the outcome, and to signal it.
+    waiting: Mutex<()>,
     /// Signalled when the outcome is set.
     settled: Condvar,
 }
@@ -130,7 +133,14 @@ impl Handshake {
     /// A handshake offering `registry`, in `role`.
     pub fn new(registry: Registry, role: Role) -> Handshake {
         let message = exchange::encode(role, &registry);
-        Handshake(Arc::new(Shared { registry, role, message, outcome: Mutex::new(None), settled: Condvar::new() }))
+        Handshake(Arc::new(Shared {
+            registry,
+            role,
+            message,
+            outcome: OnceLock::new(),
+            waiting: Mutex::new(()),
+            settled: Condvar::new(),
+        }))
     }
 
     /// The registry this end offers.
@@ -153,28 +163,29 @@ impl Handshake {
     /// The outcome, once there is one: from this end's exchange or from the
     /// peer's, whichever came first (both give the same).
     pub fn outcome(&self) -> Option<Result<Numbering, HandshakeError>> {
-        self.0.outcome.lock().clone()
+        self.0.outcome.get().cloned()
     }
 
     /// Waits until `deadline` for the outcome.
-    pub(crate) fn wait_outcome(&self, deadline: Instant) -> Option<Result<Numbering, HandshakeError>> {
-        let mut outcome = self.0.outcome.lock();
-        while outcome.is_none() {
-            if self.0.settled.wait_until(&mut outcome, deadline).timed_out() {
+    fn wait_outcome(&self, deadline: Instant) -> Option<&Result<Numbering, HandshakeError>> {
+        let mut waiting = self.0.waiting.lock();
+        while self.0.outcome.get().is_none() {
+            if self.0.settled.wait_until(&mut waiting, deadline).timed_out() {
                 break;
             }
         }
-        outcome.clone()
+        self.0.outcome.get()
     }
 
     /// Sets the outcome unless it is set: the first stands.
     fn settle(&self, result: Result<Numbering, HandshakeError>) -> Result<Numbering, HandshakeError> {
-        let mut outcome = self.0.outcome.lock();
-        if outcome.is_none() {
-            *outcome = Some(result);
+        if self.0.outcome.set(result).is_ok() {
+            // Under the lock, so that no waiter misses it between its look
+            // and its wait.
+            let _waiting = self.0.waiting.lock();
             self.0.settled.notify_all();
         }
-        outcome.clone().unwrap_or(Err(HandshakeError::Timeout))
+        self.0.outcome.get().cloned().unwrap_or(Err(HandshakeError::Timeout))
     }
 
     /// Runs this end's side on `conn`, until `deadline`: waits for the
@@ -221,9 +232,10 @@ impl Handshake {
     /// waits; one that adapts waits at most [`INCOMING_WAIT`] for the
     /// outcome.
     pub(crate) fn incoming(&self, theirs: u64) -> Result<u64, String> {
-        let outcome = match self.0.role {
-            Role::Keep => self.outcome(),
-            Role::Adapt => self.wait_outcome(Instant::now() + INCOMING_WAIT),
+        let outcome = match (self.0.outcome.get(), self.0.role) {
+            (Some(outcome), _) => Some(outcome),
+            (None, Role::Keep) => None,
+            (None, Role::Adapt) => self.wait_outcome(Instant::now() + INCOMING_WAIT),
         };
         match outcome {
             Some(Ok(numbering)) => numbering
@@ -268,7 +280,7 @@ impl fmt::Debug for Handshake {
         f.debug_struct("Handshake")
             .field("role", &self.0.role)
             .field("registry", &self.0.registry)
-            .field("outcome", &*self.0.outcome.lock())
+            .field("outcome", &self.0.outcome.get())
             .finish()
     }
 }

@@ -35,7 +35,7 @@ mod varint;
 
 pub use error::{ProtocolError, ReadError, ValueTooLarge};
 pub use frame::{decode, encode, encode_header, encoded_len, DEFAULT_MAX_PACKET_SIZE};
-pub(crate) use packet::check_request;
+pub(crate) use packet::{check_request, check_response_flags};
 pub use packet::{Control, Packet, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE};
 pub use reader::{Gate, PacketReader, FRAME_START_LEN};
 pub use text::text_hint;

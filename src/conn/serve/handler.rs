@@ -195,17 +195,6 @@ pub(crate) fn run(handler: &dyn Handler, request: Request, name: &str) -> Result
 /// The response packet of an answer; one whose flags do not fit fails the
 /// request with a text that says so.
 pub(crate) fn response_packet(channel: u64, tag: u64, outcome: Result<Response, Failure>) -> Packet {
-    let (ok, flags, payload) = match outcome {
-        Ok(response) => (true, response.flags, response.payload),
-        Err(failure) => (false, failure.flags, failure.payload),
-    };
-    Packet::response(channel, tag, ok, flags, payload).unwrap_or_else(|error| {
-        Packet::response_unchecked(
-            channel,
-            tag,
-            false,
-            0,
-            format!("handler's answer does not fit: {error}").into_bytes(),
-        )
-    })
+    let (ok, flags, payload) = crate::conn::answer::answer_parts(outcome);
+    Packet::response_unchecked(channel, tag, ok, flags, payload)
 }

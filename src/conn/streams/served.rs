@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::state::StreamState;
-use crate::conn::answer::{Failure, Response};
+use crate::conn::answer::{answer_parts, Failure, Response};
 use crate::conn::calls::TagBuild;
 use crate::conn::error::ConnectionError;
 use crate::stream::message::{Message, Reply};
 use crate::stream::{Credit, Overflow};
 use crate::threads::{Panicked, Thread};
-use crate::wire::MAX_RESPONSE_FLAGS;
 
 /// One conversation the peer opened.
 pub(crate) struct ServedStream {
@@ -29,17 +28,8 @@ impl ServedStream {
     /// the handler sent, unless the conversation was already called off.
     /// An answer whose flags do not fit fails the request, saying so.
     pub fn reply(&self, outcome: Result<Response, Failure>) {
-        let (ok, flags, payload) = match outcome {
-            Ok(response) => (true, response.flags, response.payload),
-            Err(failure) => (false, failure.flags, failure.payload),
-        };
-        let reply = if flags > MAX_RESPONSE_FLAGS {
-            let text = format!("handler's answer does not fit: flags {flags} over {MAX_RESPONSE_FLAGS}");
-            Reply { ok: false, flags: 0, payload: text.into_bytes() }
-        } else {
-            Reply { ok, flags, payload }
-        };
-        self.state.reply(Message::Reply(reply));
+        let (ok, flags, payload) = answer_parts(outcome);
+        self.state.reply(Message::Reply(Reply { ok, flags, payload }));
     }
 }
 
