@@ -3,7 +3,7 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,14 +21,7 @@ fn start_server(args: &[String], addresses: usize) -> (Child, Vec<String>, BufRe
         .stderr(Stdio::null())
         .spawn()
         .expect("start tcp_echo_server");
-    let mut stdout = BufReader::new(server.stdout.take().expect("piped stdout"));
-    let mut listening = Vec::new();
-    for _ in 0..addresses {
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("a listening line");
-        let addr = line.trim_end().strip_prefix("listening on ").unwrap_or_else(|| panic!("{line:?}"));
-        listening.push(addr.to_owned());
-    }
+    let (listening, stdout) = util::process::listening(&mut server, addresses);
     (server, listening, stdout)
 }
 
@@ -98,7 +91,7 @@ fn tcp_echo_server_does_not_count_refused_connections() {
     // The one allowed, answered once and held open.
     let transport = packetstream::net::connect(&packetstream::net::Addr::Tcp(addr), LONG).unwrap();
     let held = packetstream::PacketConnection::new(transport, packetstream::Config::default()).unwrap();
-    assert_eq!(held.call(0, 5, b"held".to_vec()).unwrap().flags, 5);
+    assert_eq!(held.call_timeout(0, 5, b"held".to_vec(), LONG).unwrap().flags, 5);
     // Over the limit: closed within a second, uncounted.
     let mut refused = TcpStream::connect(addr).unwrap();
     refused.set_read_timeout(Some(LONG)).unwrap();

@@ -511,7 +511,6 @@ fn python_tcp_client(python: &Path, addr: std::net::SocketAddr, args: &[&str]) -
 
 #[test]
 fn python_client_over_tcp_against_tcp_echo_server() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let Some(python) = python("python_client_over_tcp_against_tcp_echo_server") else { return };
     let mut server = Command::new(util::process::example("tcp_echo_server"))
@@ -520,14 +519,9 @@ fn python_client_over_tcp_against_tcp_echo_server() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start tcp_echo_server");
-    let mut stdout = BufReader::new(server.stdout.take().expect("piped stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("the listening line");
-    let addr: std::net::SocketAddr = line
-        .trim_end()
-        .strip_prefix("listening on ")
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+    let (listening, stdout) = util::process::listening(&mut server, 1);
+    let addr: std::net::SocketAddr =
+        listening[0].parse().unwrap_or_else(|_| panic!("not an address: {:?}", listening[0]));
     let summary = python_tcp_client(&python, addr, &[]);
     println!("{summary}");
     let calls: u64 = summary

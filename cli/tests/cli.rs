@@ -9,7 +9,7 @@
 mod util;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Cursor, Write};
+use std::io::{BufReader, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -135,26 +135,7 @@ fn start_server(program: &Path, args: &[&str], count: usize) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("start {program:?}: {e}"));
-    let stdout = child.stdout.take().expect("piped stdout");
-    // A server that never says where it listens fails the test, not hangs it.
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    let reader = std::thread::Builder::new().name("test-listening".into()).spawn(move || {
-        let mut stdout = BufReader::new(stdout);
-        let mut addrs = Vec::new();
-        for _ in 0..count {
-            let mut line = String::new();
-            stdout.read_line(&mut line).expect("a listening line");
-            addrs.push(line.trim_end().strip_prefix("listening on ").unwrap_or_else(|| panic!("{line:?}")).to_owned());
-        }
-        let _ = tx.send((addrs, stdout));
-    });
-    let reader = reader.expect("a thread");
-    let Ok((addrs, stdout)) = rx.recv_timeout(util::LONG) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{program:?} {args:?} did not say where it listens");
-    };
-    reader.join().expect("the reader");
+    let (addrs, stdout) = util::process::listening(&mut child, count);
     Server { child, addrs, stdout }
 }
 

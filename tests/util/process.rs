@@ -2,8 +2,9 @@
 //! names connections give them), its file descriptors, its memory; and the
 //! example programs the tests run as peers.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdout, Command};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -264,4 +265,34 @@ impl Drop for Clean {
             self.before.assert_restored(self.what);
         }
     }
+}
+
+/// Reads the `listening on ADDR` lines a server child prints first, `count`
+/// of them, within [`LONG`]: a server that never says where it listens
+/// fails the test (and is killed) instead of hanging it. Returns the
+/// addresses and the rest of its stdout.
+pub fn listening(child: &mut Child, count: usize) -> (Vec<String>, BufReader<ChildStdout>) {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let reader = thread::Builder::new()
+        .name("test-listening".into())
+        .spawn(move || {
+            let mut stdout = BufReader::new(stdout);
+            let mut addrs = Vec::new();
+            for _ in 0..count {
+                let mut line = String::new();
+                stdout.read_line(&mut line).expect("a listening line");
+                let addr = line.trim_end().strip_prefix("listening on ").unwrap_or_else(|| panic!("{line:?}"));
+                addrs.push(addr.to_owned());
+            }
+            let _ = tx.send((addrs, stdout));
+        })
+        .expect("a thread");
+    let Ok(heard) = rx.recv_timeout(LONG) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server did not say where it listens within {LONG:?}");
+    };
+    reader.join().expect("the reader of the listening lines");
+    heard
 }
