@@ -1186,6 +1186,55 @@ fn held_back_requests_leave_without_a_wait(kind: Kind) {
     assert_no_threads(&name);
 }
 
+/// On one CPU, a caller that holds many handles is pipelining even when all
+/// their answers are in (the tag map is empty then): its next request is
+/// held back to leave with others, not written alone; a caller with no
+/// other handle writes its request at once.
+fn answered_handles_still_count_as_in_flight(kind: Kind) {
+    util::on_one_cpu(|| answered_handles_count_on_one_cpu(kind));
+}
+
+fn answered_handles_count_on_one_cpu(kind: Kind) {
+    const WINDOW: u64 = 8;
+    let name = kind.name('c');
+    let (transport, mut raw) = raw_pair(kind);
+    // Nothing leaves by the grace timer while the test looks.
+    let conn = PacketConnection::new(transport, config(&name).packet_grace(Duration::from_secs(60))).unwrap();
+    let window: Vec<Pending> = (0..WINDOW).map(|i| conn.submit(0, i, vec![i as u8]).unwrap()).collect();
+    assert!(!window[0].is_ready(), "a wait (here a look) sends what is held back");
+    let mut tags = Vec::new();
+    for i in 0..WINDOW {
+        let packet = raw.recv_within(LONG).unwrap_or_else(|| panic!("request {i} never left"));
+        tags.push(packet.tag());
+    }
+    for (i, &tag) in tags.iter().enumerate() {
+        raw.send_packet(&Packet::response(0, tag, true, 0, vec![i as u8]).unwrap());
+    }
+    assert!(util::wait_for(LONG, || window.iter().all(Pending::is_ready)), "the window was answered");
+    let next = conn.submit(0, WINDOW, vec![0xee]).unwrap();
+    assert!(raw.recv_within(SHORT).is_none(), "held back: {WINDOW} handles are held");
+    assert!(!next.is_ready());
+    let packet = raw.recv_within(LONG).expect("sent by the look");
+    assert_eq!(packet.payload(), [0xee]);
+    for (i, p) in window.into_iter().enumerate() {
+        assert_eq!(expect_ok(wait(p), "answered request").payload, [i as u8]);
+    }
+    raw.send_packet(&Packet::response(0, packet.tag(), true, 0, vec![0xee]).unwrap());
+    assert_eq!(expect_ok(wait(next), "held-back request").payload, [0xee]);
+    // No other handle: a request alone leaves without a wait.
+    let alone = conn.submit(0, 0, vec![0xaa]).unwrap();
+    let packet = raw.recv_within(LONG).expect("a lone request leaves at once");
+    assert_eq!(packet.payload(), [0xaa]);
+    raw.send_packet(&Packet::response(0, packet.tag(), true, 0, vec![0xaa]).unwrap());
+    assert_eq!(expect_ok(wait(alone), "lone request").payload, [0xaa]);
+    let closing = start_close(conn);
+    assert_eq!(raw.recv(), Packet::erq());
+    assert_eq!(raw.recv(), Packet::eof());
+    raw.send_packet(&Packet::eof());
+    closing.result().expect("clean close");
+    assert_no_threads(&name);
+}
+
 /// Generates one `#[test]` per scenario and transport kind, in modules
 /// `pipe`, `unix`, `tcp` and `memory`. A scenario written `name [ignore = "why"]` is
 /// generated with `#[ignore = "why"]`.
@@ -1241,6 +1290,7 @@ over_all_transports!(
     flags_too_large_are_refused,
     reader_stuck_in_a_handler_is_relieved,
     held_back_requests_leave_without_a_wait,
+    answered_handles_still_count_as_in_flight,
 );
 
 // ---------------------------------------------------------------------------

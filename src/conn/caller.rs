@@ -11,7 +11,7 @@ use super::calls::{Entry, Slot};
 use super::error::{CallError, CallTimeoutError, InvalidRequest, SubmitError, SubmitTimeoutError};
 use super::link::Link;
 use super::pending::{Pending, WaitTimeoutError};
-use super::send::{policy, NotSent};
+use super::send::NotSent;
 use super::stats::Counters;
 use super::streams::calling::{self, Stream, StreamOpenError, StreamOptions};
 use crate::ext::{self, notice::Notice, Feature};
@@ -165,7 +165,8 @@ impl Peer {
             }
         }
         let packet = Packet::request_unchecked(channel, tag, rq_type, flags, payload);
-        let light = policy::is_light(in_flight);
+        // The handles held, and this one's.
+        let light = send.request_is_light(in_flight, calls.wait.held() + 1);
         let sent = if matches!(way, Way::Own) {
             send.send_own(packet, light, deadline)
         } else {

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -341,6 +341,28 @@ pub(crate) struct WaitPolicy {
     /// Waits with many requests in flight that sleep at once, after a spin
     /// that the answer did not end.
     pub backoff: AtomicU32,
+    /// Handles ([`Pending`](crate::Pending)) that callers hold: how many
+    /// requests they juggle. Answered requests leave the tag map at once,
+    /// so a pipelining caller that has just had its window answered looks
+    /// idle there while it still holds every handle; counted here, it does
+    /// not (see `policy::request_is_light`).
+    held: AtomicUsize,
+}
+
+impl WaitPolicy {
+    /// How many handles callers hold.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// A handle is made (`true`) or dropped.
+    pub fn hold(&self, made: bool) {
+        if made {
+            self.held.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.held.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The tag map behind its mutex, with the connection's name for the log.
@@ -355,7 +377,12 @@ pub(crate) struct Calls {
 
 impl Calls {
     pub fn new(name: Arc<str>, spin: Duration, child: Option<Arc<ChildProcess>>) -> Self {
-        Calls { name, map: Mutex::new(TagMap::default()), wait: WaitPolicy { spin, backoff: AtomicU32::new(0) }, child }
+        Calls {
+            name,
+            map: Mutex::new(TagMap::default()),
+            wait: WaitPolicy { spin, backoff: AtomicU32::new(0), held: AtomicUsize::new(0) },
+            child,
+        }
     }
 
     /// The connection's name, for the log.

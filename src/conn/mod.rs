@@ -153,9 +153,10 @@ impl PacketConnection {
         let transport::Opened { reader, writer, hooks } = transport.open()?;
         let name: Arc<str> = config.name().into();
         // On one CPU a spinning caller only delays the threads it waits for.
-        let spin = if threads::on_one_cpu() { Duration::ZERO } else { config.wait_spin() };
+        let one_cpu = threads::on_one_cpu();
+        let spin = if one_cpu { Duration::ZERO } else { config.wait_spin() };
         let calls = Arc::new(Calls::new(Arc::clone(&name), spin, hooks.child.clone()));
-        let (send, queue) = SendPath::new(Arc::clone(&name), writer, Arc::clone(&calls), &config);
+        let (send, queue) = SendPath::new(Arc::clone(&name), writer, Arc::clone(&calls), &config, one_cpu);
         let send = Arc::new(send);
         let control = Arc::new(Control::new(Arc::clone(&name), config.extensions(), config.services().clone()));
         let routes = Routes::new(config.served_channels().to_vec(), config.serves_all_channels(), control.is_on());

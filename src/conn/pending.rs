@@ -62,6 +62,7 @@ pub enum TryWaitError {
 
 impl Pending {
     pub(crate) fn new(slot: Arc<Slot>, tag: u64, link: Arc<Link>) -> Self {
+        link.calls.wait.hold(true);
         Pending { slot, tag, link }
     }
 
@@ -218,6 +219,7 @@ fn spin_on(slot: &Slot, spin: Duration, deadline: Option<Instant>) -> bool {
 
 impl Drop for Pending {
     fn drop(&mut self) {
+        self.link.calls.wait.hold(false);
         // A taken outcome left the slot done: nothing to give up.
         if !self.slot.is_done() {
             let Link { calls, send, control, .. } = &*self.link;

@@ -134,6 +134,33 @@ pub fn within<T: Send + 'static>(timeout: Duration, what: &str, f: impl FnOnce()
     }
 }
 
+/// Runs `f` on a thread bound to one CPU (the lowest it may use, as
+/// `taskset -c N`), which every thread it starts inherits, and returns its
+/// result: a connection made there runs as on a one-CPU machine.
+#[cfg(target_os = "linux")]
+pub fn on_one_cpu<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let size = std::mem::size_of::<libc::cpu_set_t>();
+                // SAFETY: zeroed cpu_set_t values are empty sets; the kernel
+                // fills `allowed` (at most `size` bytes) and reads `one`;
+                // the CPU_* helpers stay within a set.
+                unsafe {
+                    let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+                    assert_eq!(libc::sched_getaffinity(0, size, &mut allowed), 0, "the thread's CPUs");
+                    let first = (0..libc::CPU_SETSIZE as usize).find(|&cpu| libc::CPU_ISSET(cpu, &allowed));
+                    let mut one: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(first.expect("some CPU is allowed"), &mut one);
+                    assert_eq!(libc::sched_setaffinity(0, size, &one), 0, "bound to one CPU");
+                }
+                f()
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// `conn.close()`, failing the test if it does not return within [`LONG`].
 pub fn close(conn: PacketConnection) -> Result<Finished, CloseError> {
     let name = conn.name().to_owned();

@@ -19,7 +19,7 @@ use std::time::Instant;
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 
 use self::outbox::Outbox;
-use self::policy::{AfterStaging, Path};
+use self::policy::{AfterStaging, Holding, Path};
 use self::writer::{GraceTimer, Outgoing};
 use super::calls::Calls;
 use super::error::ConnectionError;
@@ -43,26 +43,36 @@ pub(crate) struct SendPath {
     queue: Sender<Outgoing>,
     pub outbox: Outbox,
     pub timer: GraceTimer,
+    holding: Holding,
     pub counters: SenderCounters,
 }
 
 impl SendPath {
     /// The send path over `stream`, and the receiving end of its queue for
-    /// the writer thread.
+    /// the writer thread. `one_cpu`: the connection's threads run on one CPU
+    /// (see [`Holding::corks`]).
     pub fn new(
         name: Arc<str>,
         stream: Box<dyn WriteHalf>,
         calls: Arc<Calls>,
         config: &Config,
+        one_cpu: bool,
     ) -> (SendPath, crossbeam_channel::Receiver<Outgoing>) {
         let (queue, receiver) = crossbeam_channel::bounded(config.send_queue());
         let path = SendPath {
             queue,
             outbox: Outbox::new(name, stream, calls),
             timer: GraceTimer::new(config.packet_grace()),
+            holding: Holding { no_grace: config.packet_grace().is_zero(), at_once: !one_cpu },
             counters: SenderCounters::default(),
         };
         (path, receiver)
+    }
+
+    /// Whether a request leaves at once (see [`policy::request_is_light`]):
+    /// `awaiting` requests have no answer yet, callers hold `held` handles.
+    pub fn request_is_light(&self, awaiting: usize, held: usize) -> bool {
+        policy::request_is_light(awaiting, held, self.holding)
     }
 
     /// Sends a packet. `light`: few requests are in flight, so it leaves at
@@ -70,7 +80,7 @@ impl SendPath {
     pub fn send(&self, packet: Packet, light: bool, deadline: Option<Instant>) -> Result<(), NotSent> {
         if policy::path(packet.payload.len(), deadline.is_some(), self.outbox.queue_is_clear()) == Path::Stage {
             let backlog = self.outbox.stage(&packet).map_err(NotSent::Ended)?;
-            let flushed = match policy::after_staging(backlog, light, self.timer.is_zero()) {
+            let flushed = match policy::after_staging(backlog, light, self.holding) {
                 AfterStaging::FlushWaiting => self.outbox.flush_waiting(),
                 AfterStaging::Flush => self.outbox.flush(),
                 AfterStaging::Hold => {

@@ -28,7 +28,8 @@ pub(crate) const DIRECT_PAYLOAD: usize = 32 << 10;
 /// This many staged packets are flushed by the sender of the last one. A
 /// pipelining caller that waits only when its window is full would otherwise
 /// send its whole window in one write call, and the two sides would take
-/// turns instead of working at once.
+/// turns instead of working at once. Only where they can work at once (see
+/// [`Holding::at_once`]).
 pub(crate) const CORK_PACKETS: usize = 16;
 
 /// This many staged bytes are flushed at once, as for [`CORK_PACKETS`].
@@ -82,9 +83,10 @@ pub(crate) struct Backlog {
 }
 
 impl Backlog {
-    /// Enough for a write call of its own.
-    pub fn worth_a_write(self) -> bool {
-        self.packets >= CORK_PACKETS || self.bytes >= CORK_BYTES
+    /// Enough for a write call of its own; by the packet count only where
+    /// the two sides run `at_once`.
+    pub fn worth_a_write(self, at_once: bool) -> bool {
+        (at_once && self.packets >= CORK_PACKETS) || self.bytes >= CORK_BYTES
     }
 
     /// So much that the sender must wait for the stream.
@@ -105,12 +107,40 @@ pub(crate) enum AfterStaging {
     Hold,
 }
 
-/// After staging with `backlog`: `light` when few requests are in flight,
-/// `no_grace` when the packet grace is zero (nothing is ever held back).
-pub(crate) fn after_staging(backlog: Backlog, light: bool, no_grace: bool) -> AfterStaging {
+/// How a connection holds packets back, fixed when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Holding {
+    /// The packet grace is zero: nothing is held back.
+    pub no_grace: bool,
+    /// Whether this side and the peer can run at once: false when the
+    /// connection's threads may use one CPU only (as the peer's then may).
+    /// On one CPU the peer runs only once this side blocks, so a write call
+    /// every [`CORK_PACKETS`] packets, or for each of the few requests left
+    /// in flight, just multiplies the calls, and the switches to the peer
+    /// that each one brings: what is staged leaves when its sender waits.
+    pub at_once: bool,
+}
+
+/// Whether a request leaves at once, alone: few requests are in flight.
+/// Where both sides run at once, that is what the peer has to do
+/// (`awaiting`: requests not yet answered), and sending now keeps it busy.
+/// On one CPU it is what the callers juggle (`held`: the handles they hold,
+/// answered or not, this request's included): a caller holding many is
+/// pipelining, even the moment all their answers are in, and its next
+/// requests are better gathered.
+pub(crate) fn request_is_light(awaiting: usize, held: usize, holding: Holding) -> bool {
+    if holding.at_once {
+        is_light(awaiting)
+    } else {
+        is_light(awaiting.max(held))
+    }
+}
+
+/// After staging with `backlog`: `light` when few requests are in flight.
+pub(crate) fn after_staging(backlog: Backlog, light: bool, holding: Holding) -> AfterStaging {
     if backlog.over_limit() {
         AfterStaging::FlushWaiting
-    } else if light || no_grace || backlog.worth_a_write() {
+    } else if light || holding.no_grace || backlog.worth_a_write(holding.at_once) {
         AfterStaging::Flush
     } else {
         AfterStaging::Hold
@@ -147,6 +177,18 @@ mod tests {
     }
 
     #[test]
+    fn a_pipelining_caller_counts_its_answered_handles_on_one_cpu_only() {
+        let at_once = Holding { no_grace: false, at_once: true };
+        let one_cpu = Holding { no_grace: false, at_once: false };
+        // A window of 64 answered, its first request sent again.
+        assert!(request_is_light(1, 64, at_once), "the peer is idle: keep it busy");
+        assert!(!request_is_light(1, 64, one_cpu), "gathered until the caller waits");
+        // A sequential caller.
+        assert!(request_is_light(1, 1, one_cpu));
+        assert!(!request_is_light(FEW_IN_FLIGHT + 1, 1, at_once), "the tag map counts too");
+    }
+
+    #[test]
     fn few_in_flight_includes_the_one_at_hand() {
         assert!(is_light(1));
         assert!(is_light(FEW_IN_FLIGHT));
@@ -164,16 +206,30 @@ mod tests {
 
     #[test]
     fn a_staged_packet_leaves_at_once_when_alone_or_enough_have_gathered() {
+        let holds = Holding { no_grace: false, at_once: true };
+        let no_grace = Holding { no_grace: true, at_once: true };
         let one = Backlog { packets: 1, bytes: 20 };
-        assert_eq!(after_staging(one, true, false), AfterStaging::Flush);
-        assert_eq!(after_staging(one, false, true), AfterStaging::Flush);
-        assert_eq!(after_staging(one, false, false), AfterStaging::Hold);
+        assert_eq!(after_staging(one, true, holds), AfterStaging::Flush);
+        assert_eq!(after_staging(one, false, no_grace), AfterStaging::Flush);
+        assert_eq!(after_staging(one, false, holds), AfterStaging::Hold);
         let cork = Backlog { packets: CORK_PACKETS, bytes: 20 * CORK_PACKETS };
-        assert_eq!(after_staging(cork, false, false), AfterStaging::Flush);
+        assert_eq!(after_staging(cork, false, holds), AfterStaging::Flush);
         let bytes = Backlog { packets: 2, bytes: CORK_BYTES };
-        assert_eq!(after_staging(bytes, false, false), AfterStaging::Flush);
+        assert_eq!(after_staging(bytes, false, holds), AfterStaging::Flush);
         let full = Backlog { packets: 2, bytes: STAGE_LIMIT };
-        assert_eq!(after_staging(full, true, true), AfterStaging::FlushWaiting);
+        assert_eq!(after_staging(full, true, no_grace), AfterStaging::FlushWaiting);
+    }
+
+    #[test]
+    fn on_one_cpu_packets_gather_until_their_sender_blocks_or_their_bytes_are_worth_a_write() {
+        let one_cpu = Holding { no_grace: false, at_once: false };
+        let cork = Backlog { packets: CORK_PACKETS, bytes: 20 * CORK_PACKETS };
+        assert_eq!(after_staging(cork, false, one_cpu), AfterStaging::Hold);
+        let many = Backlog { packets: 100 * CORK_PACKETS, bytes: CORK_BYTES - 1 };
+        assert_eq!(after_staging(many, false, one_cpu), AfterStaging::Hold);
+        let bytes = Backlog { packets: 2, bytes: CORK_BYTES };
+        assert_eq!(after_staging(bytes, false, one_cpu), AfterStaging::Flush);
+        assert_eq!(after_staging(cork, true, one_cpu), AfterStaging::Flush, "alone, a packet still leaves at once");
     }
 
     #[test]

@@ -42,11 +42,6 @@ impl GraceTimer {
         GraceTimer { grace, armed: AtomicBool::new(false) }
     }
 
-    /// Whether packets are never held back.
-    pub fn is_zero(&self) -> bool {
-        self.grace.is_zero()
-    }
-
     /// A sender left bytes staged: makes sure the writer thread's timer
     /// will flush them.
     pub fn arm(&self, queue: &Sender<Outgoing>) {
