@@ -840,3 +840,72 @@ fn a_spare_buffer_too_small_is_kept_for_later() {
     assert_eq!(reader.read_packet().unwrap().unwrap(), big);
     assert!(reader.has_spare(), "too small for that payload, not thrown away");
 }
+
+/// Counts the read calls made of it.
+struct Counting<R> {
+    inner: R,
+    calls: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.calls.set(self.calls.get() + 1);
+        self.inner.read(buf)
+    }
+}
+
+#[test]
+fn a_spare_buffer_with_its_bytes_is_read_into_in_place_in_as_few_calls_as_the_bytes_come_in() {
+    let payload: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    let big = Packet::request(0, 5, 1, 0, payload).unwrap();
+    let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+    let stream = Counting { inner: Cursor::new(frame(&big)), calls: std::rc::Rc::clone(&calls) };
+    let mut reader = PacketReader::new(stream, DEFAULT_MAX_PACKET_SIZE);
+    // A buffer an earlier, longer payload was in: its stale bytes must not show.
+    let spare = vec![0xee; 1 << 20];
+    let at = spare.as_ptr();
+    reader.give_spare(spare);
+    let read = reader.read_packet().unwrap().unwrap();
+    assert_eq!(read, big, "the payload's bytes, and its length, not the buffer's");
+    assert_eq!(read.payload().as_ptr(), at, "read into the buffer given");
+    // One call fills the read buffer, one reads the rest of the payload
+    // (a growing payload starts with small calls and doubles them).
+    assert_eq!(calls.get(), 2);
+    let emptied = Packet::request(0, 6, 1, 0, vec![3; 700_000]).unwrap();
+    let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+    let stream = Counting { inner: Cursor::new(frame(&emptied)), calls: std::rc::Rc::clone(&calls) };
+    let mut reader = PacketReader::new(stream, DEFAULT_MAX_PACKET_SIZE);
+    reader.give_spare(Vec::with_capacity(1 << 20));
+    assert_eq!(reader.read_packet().unwrap().unwrap(), emptied);
+    assert!(calls.get() > 2, "an emptied buffer grows: {} calls", calls.get());
+}
+
+#[test]
+fn a_payload_read_in_place_resumes_after_suspensions_and_ends_short_as_an_unexpected_eof() {
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let big = Packet::response(0, 4, true, 7, payload).unwrap();
+    let small = Packet::request(0, 8, 0, 0, b"after".to_vec()).unwrap();
+    let mut bytes = frame(&big);
+    bytes.extend(frame(&small));
+    for chunk in [1, 999, 65_536, 200_000] {
+        let stream = Suspending { inner: Cursor::new(bytes.clone()), chunk, ready: false, suspensions: 0 };
+        let mut reader = PacketReader::new(stream, DEFAULT_MAX_PACKET_SIZE);
+        reader.give_spare(vec![0x11; 400_000]);
+        let mut read = Vec::new();
+        loop {
+            match reader.read_packet() {
+                Ok(Some(packet)) => read.push(packet),
+                Ok(None) => break,
+                Err(ReadError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => panic!("chunk {chunk}: {error}"),
+            }
+        }
+        assert_eq!(read, [big.clone(), small.clone()], "chunk {chunk}");
+    }
+    let whole = frame(&big);
+    let cut = whole.len() - 1000;
+    let mut reader = PacketReader::new(Cursor::new(whole[..cut].to_vec()), DEFAULT_MAX_PACKET_SIZE);
+    reader.give_spare(vec![0x11; 400_000]);
+    assert!(matches!(reader.read_packet(), Err(ReadError::Protocol(ProtocolError::UnexpectedEof))));
+    assert_eq!(reader.frame_start(), &whole[..64], "the frame's start, not the buffer's old bytes");
+}

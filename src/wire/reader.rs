@@ -52,6 +52,7 @@ pub struct PacketReader<R> {
 struct Partial {
     header: Header,
     payload: Vec<u8>,
+    filled: usize,
     len: usize,
 }
 
@@ -93,7 +94,10 @@ impl<R: Read> PacketReader<R> {
     /// Gives the reader a buffer to read the next large payload into (one
     /// that is not all in the read buffer already) if its capacity is
     /// enough, instead of allocating one: a buffer the application is done
-    /// with, say. Replaces the one it was given before, if unused.
+    /// with, say. Replaces the one it was given before, if unused. Given
+    /// with its bytes (its length at least the payload's), it is read into
+    /// in place, each read call taking all that has arrived; an emptied one
+    /// grows as the bytes arrive, which starts with smaller read calls.
     pub fn give_spare(&mut self, buffer: Vec<u8>) {
         self.spare = Some(buffer);
     }
@@ -192,10 +196,10 @@ impl<R: Read> PacketReader<R> {
     /// As [`read_packet`](Self::read_packet), and the gate's.
     pub fn read_packet_gated(&mut self, gate: &mut Gate<'_>) -> Result<Option<Packet>, ReadError> {
         if let Some(partial) = self.partial.take() {
-            let Partial { header, mut payload, len } = partial;
-            return match self.finish_payload(&mut payload, len, gate) {
+            let Partial { header, mut payload, mut filled, len } = partial;
+            return match self.finish_payload(&mut payload, &mut filled, len, gate) {
                 Ok(()) => Ok(Some(header.with_payload(payload))),
-                Err(error) => Err(self.payload_failed(header, payload, len, error)),
+                Err(error) => Err(self.payload_failed(header, payload, filled, len, error)),
             };
         }
         self.frame_begin = self.start;
@@ -235,6 +239,12 @@ impl<R: Read> PacketReader<R> {
         self.head.extend_from_slice(&self.buf[self.frame_begin..self.start]);
         self.head_saved = true;
         let mut payload = match self.spare.take() {
+            // Its bytes are those of a payload as long at least: read over
+            // them as they are, each read call taking all that has arrived.
+            Some(mut spare) if spare.len() >= len => {
+                spare.truncate(len);
+                spare
+            }
             Some(mut spare) if spare.capacity() >= len => {
                 spare.clear();
                 spare
@@ -244,33 +254,49 @@ impl<R: Read> PacketReader<R> {
                 Vec::with_capacity(len.min(buffered + MAX_PREALLOC))
             }
         };
-        payload.extend_from_slice(&self.buf[self.start..self.end]);
+        let mut filled = 0;
+        put(&mut payload, &mut filled, &self.buf[self.start..self.end]);
         self.start = 0;
         self.end = 0;
         self.frame_begin = 0;
-        match self.finish_payload(&mut payload, len, gate) {
+        match self.finish_payload(&mut payload, &mut filled, len, gate) {
             Ok(()) => Ok(header.with_payload(payload)),
-            Err(error) => Err(self.payload_failed(header, payload, len, error)),
+            Err(error) => Err(self.payload_failed(header, payload, filled, len, error)),
         }
     }
 
     /// A payload that could not be finished: suspended if the read would
     /// have blocked; else the error, with the payload's start kept for
     /// [`frame_start`](Self::frame_start).
-    fn payload_failed(&mut self, header: Header, payload: Vec<u8>, len: usize, error: ReadError) -> ReadError {
+    fn payload_failed(
+        &mut self,
+        header: Header,
+        payload: Vec<u8>,
+        filled: usize,
+        len: usize,
+        error: ReadError,
+    ) -> ReadError {
         if is_would_block(&error) {
-            self.partial = Some(Partial { header, payload, len });
+            self.partial = Some(Partial { header, payload, filled, len });
             return error;
         }
         let room = FRAME_START_LEN.saturating_sub(self.head.len());
-        self.head.extend_from_slice(&payload[..payload.len().min(room)]);
+        self.head.extend_from_slice(&payload[..filled.min(room)]);
         error
     }
 
-    /// Reads the rest of a payload that is not all in the buffer.
-    fn finish_payload(&mut self, payload: &mut Vec<u8>, len: usize, gate: &mut Gate<'_>) -> Result<(), ReadError> {
-        while payload.len() < len {
-            let missing = len - payload.len();
+    /// Reads the rest of a payload that is not all in the buffer: its first
+    /// `filled` bytes are there. A payload as long as `len` already (a spare
+    /// buffer's) is read into in place; a shorter one grows.
+    fn finish_payload(
+        &mut self,
+        payload: &mut Vec<u8>,
+        filled: &mut usize,
+        len: usize,
+        gate: &mut Gate<'_>,
+    ) -> Result<(), ReadError> {
+        while *filled < len {
+            let missing = len - *filled;
             if missing < self.buf.len() / 2 {
                 // A short tail: read it through the buffer, which also picks
                 // up the frames behind it in the same read call. The buffer
@@ -279,24 +305,34 @@ impl<R: Read> PacketReader<R> {
                     Ok(()) => {}
                     Err(error) if is_would_block(&error) => return Err(error),
                     Err(error) => {
-                        payload.extend_from_slice(&self.buf[self.start..self.end]);
+                        put(payload, filled, &self.buf[self.start..self.end]);
                         return Err(error);
                     }
                 }
-                payload.extend_from_slice(&self.buf[..missing]);
+                put(payload, filled, &self.buf[..missing]);
                 self.start = missing;
                 return Ok(());
+            }
+            // Reads until it has them all: only as many as are there.
+            let ready = gate(true)?.max(1);
+            if payload.len() == len {
+                let n = read_retrying(&mut self.inner, &mut payload[*filled..*filled + missing.min(ready)])?;
+                if n == 0 {
+                    return Err(ProtocolError::UnexpectedEof.into());
+                }
+                *filled += n;
+                self.bytes_read += n as u64;
+                continue;
             }
             // Room grows (at most doubling) only as bytes arrive, and is read
             // into without being zeroed first.
             payload.reserve(missing.min(payload.len().max(MAX_PREALLOC)));
             let room = payload.capacity() - payload.len();
             let before = payload.len();
-            // Reads until it has them all: only as many as are there.
-            let ready = gate(true)?.max(1);
             // Bytes read before a read that would block stay in `payload`.
             let read = (&mut self.inner).take(room.min(missing).min(ready) as u64).read_to_end(payload);
             let n = payload.len() - before;
+            *filled = payload.len();
             self.bytes_read += n as u64;
             read?;
             if n == 0 {
@@ -305,6 +341,19 @@ impl<R: Read> PacketReader<R> {
         }
         Ok(())
     }
+}
+
+/// Puts `bytes` into `payload` after its first `filled` bytes: in place in
+/// a payload read into in place, else at its end.
+fn put(payload: &mut Vec<u8>, filled: &mut usize, bytes: &[u8]) {
+    let end = *filled + bytes.len();
+    if payload.len() >= end {
+        payload[*filled..end].copy_from_slice(bytes);
+    } else {
+        payload.truncate(*filled);
+        payload.extend_from_slice(bytes);
+    }
+    *filled = end;
 }
 
 fn is_would_block(error: &ReadError) -> bool {

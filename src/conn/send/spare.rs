@@ -26,15 +26,14 @@ pub(crate) struct Spare {
 
 impl Spare {
     /// Keeps `payload`'s allocation if it is of the size worth keeping and
-    /// none is kept; else it is freed as usual.
+    /// none is kept; else it is freed as usual. Its bytes stay: the reader
+    /// reads over them (see `PacketReader::give_spare`).
     pub fn give(&self, payload: Vec<u8>) {
         if !(DIRECT_PAYLOAD..=SPARE_MAX).contains(&payload.capacity()) || self.full.load(Ordering::Relaxed) {
             return;
         }
         let mut buf = self.buf.lock();
         if buf.is_none() {
-            let mut payload = payload;
-            payload.clear();
             *buf = Some(payload);
             self.full.store(true, Ordering::Release);
         }
@@ -65,7 +64,7 @@ mod tests {
         spare.give(vec![7; DIRECT_PAYLOAD]);
         spare.give(Vec::with_capacity(2 * DIRECT_PAYLOAD));
         let kept = spare.take().expect("one kept");
-        assert_eq!((kept.len(), kept.capacity()), (0, DIRECT_PAYLOAD), "the first, emptied");
+        assert_eq!((kept.len(), kept.capacity()), (DIRECT_PAYLOAD, DIRECT_PAYLOAD), "the first, with its bytes");
         assert!(spare.take().is_none());
     }
 }
