@@ -108,7 +108,10 @@ impl Slot {
     /// Gives the count of a waiting caller back, once: true for whoever
     /// does (the reader delivering the answer, or the caller leaving).
     pub fn release_waiter(&self) -> bool {
-        self.waiter.compare_exchange(WAITER_COUNTED, WAITER_RELEASED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        // Most answers have nobody counted (a pipelining caller waits on one
+        // of many): a look first, and the locked exchange only for a count.
+        self.waiter.load(Ordering::SeqCst) == WAITER_COUNTED
+            && self.waiter.compare_exchange(WAITER_COUNTED, WAITER_RELEASED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
     }
 
     /// Delivers the outcome. Only the first delivery counts: a cancellation
@@ -345,23 +348,24 @@ pub(crate) struct WaitPolicy {
     /// requests they juggle. Answered requests leave the tag map at once,
     /// so a pipelining caller that has just had its window answered looks
     /// idle there while it still holds every handle; counted here, it does
-    /// not (see `policy::request_is_light`).
-    held: AtomicUsize,
+    /// not (see `policy::request_is_light`). Counted only on one CPU, the
+    /// one place that asks.
+    held: Option<AtomicUsize>,
 }
 
 impl WaitPolicy {
-    /// How many handles callers hold.
+    /// How many handles callers hold (0 where they are not counted).
     pub fn held(&self) -> usize {
-        self.held.load(Ordering::Relaxed)
+        self.held.as_ref().map_or(0, |held| held.load(Ordering::Relaxed))
     }
 
     /// A handle is made (`true`) or dropped.
     pub fn hold(&self, made: bool) {
-        if made {
-            self.held.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.held.fetch_sub(1, Ordering::Relaxed);
-        }
+        match &self.held {
+            Some(held) if made => held.fetch_add(1, Ordering::Relaxed),
+            Some(held) => held.fetch_sub(1, Ordering::Relaxed),
+            None => 0,
+        };
     }
 }
 
@@ -376,11 +380,14 @@ pub(crate) struct Calls {
 }
 
 impl Calls {
-    pub fn new(name: Arc<str>, spin: Duration, child: Option<Arc<ChildProcess>>) -> Self {
+    /// `counts_held`: whether the handles callers hold are counted (see
+    /// [`WaitPolicy::held`]).
+    pub fn new(name: Arc<str>, spin: Duration, counts_held: bool, child: Option<Arc<ChildProcess>>) -> Self {
+        let held = counts_held.then(|| AtomicUsize::new(0));
         Calls {
             name,
             map: Mutex::new(TagMap::default()),
-            wait: WaitPolicy { spin, backoff: AtomicU32::new(0), held: AtomicUsize::new(0) },
+            wait: WaitPolicy { spin, backoff: AtomicU32::new(0), held },
             child,
         }
     }
@@ -593,7 +600,7 @@ mod tests {
 
     #[test]
     fn an_answer_completes_its_slot_once() {
-        let calls = Calls::new("t".into(), Duration::ZERO, None);
+        let calls = Calls::new("t".into(), Duration::ZERO, false, None);
         let slot = Arc::new(Slot::new(0));
         let (tag, in_flight) = calls.register(0, Entry::Answer(Arc::clone(&slot))).unwrap();
         assert_eq!(in_flight, 1);
@@ -635,7 +642,7 @@ mod tests {
 
     #[test]
     fn a_conversation_takes_packets_until_its_last() {
-        let calls = Calls::new("t".into(), Duration::ZERO, None);
+        let calls = Calls::new("t".into(), Duration::ZERO, false, None);
         let counting = Arc::new(Counting { seen: AtomicUsize::new(0), last_at: 3, failed: Mutex::new(None) });
         let (tag, _) = calls.register(9, Entry::Conversation(counting.clone())).unwrap();
         for _ in 0..4 {
@@ -647,7 +654,7 @@ mod tests {
 
     #[test]
     fn failing_all_reaches_answers_and_conversations_and_refuses_new_requests() {
-        let calls = Calls::new("t".into(), Duration::ZERO, None);
+        let calls = Calls::new("t".into(), Duration::ZERO, false, None);
         let slot = Arc::new(Slot::new(0));
         calls.register(0, Entry::Answer(Arc::clone(&slot))).unwrap();
         let counting = Arc::new(Counting { seen: AtomicUsize::new(0), last_at: 9, failed: Mutex::new(None) });

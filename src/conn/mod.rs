@@ -155,7 +155,7 @@ impl PacketConnection {
         // On one CPU a spinning caller only delays the threads it waits for.
         let one_cpu = threads::on_one_cpu();
         let spin = if one_cpu { Duration::ZERO } else { config.wait_spin() };
-        let calls = Arc::new(Calls::new(Arc::clone(&name), spin, hooks.child.clone()));
+        let calls = Arc::new(Calls::new(Arc::clone(&name), spin, one_cpu, hooks.child.clone()));
         let (send, queue) = SendPath::new(Arc::clone(&name), writer, Arc::clone(&calls), &config, one_cpu);
         let send = Arc::new(send);
         let control = Arc::new(Control::new(Arc::clone(&name), config.extensions(), config.services().clone()));
