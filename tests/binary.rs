@@ -583,7 +583,8 @@ fn a_huge_claimed_length_fails_at_once() {
     let mut bytes = Vec::new();
     BSUInt::encode_value(&(1 << 60), &mut bytes).expect("encodes");
     bytes.extend(b"abc");
-    let start = std::time::Instant::now();
+    // Refused from the claimed length alone: a buffer of it would not be
+    // allocated (the test would abort), let alone filled.
     assert_eq!(
         BSData::value_from_bytes(&bytes),
         Err(DecodeError::Short { what: "BSData", offset: 9, needed: 1 << 60, available: 3 })
@@ -594,7 +595,6 @@ fn a_huge_claimed_length_fails_at_once() {
         BSString::value_from_bytes(&bytes),
         Err(DecodeError::Short { what: "BSString", offset: 10, needed: u64::MAX, available: 1 })
     );
-    assert!(start.elapsed() < std::time::Duration::from_secs(1));
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod util;
 use std::io::BufReader;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use util::python::run_bounded;
 use util::{socket_path, wait_for, LONG};
@@ -92,12 +92,12 @@ fn tcp_echo_server_does_not_count_refused_connections() {
     let transport = packetstream::net::connect(&packetstream::net::Addr::Tcp(addr), LONG).unwrap();
     let held = packetstream::PacketConnection::new(transport, packetstream::Config::default()).unwrap();
     assert_eq!(held.call_timeout(0, 5, b"held".to_vec(), LONG).unwrap().flags, 5);
-    // Over the limit: closed within a second, uncounted.
+    // Over the limit: closed by the server (its end of the stream comes
+    // before the read timeout would), uncounted.
     let mut refused = TcpStream::connect(addr).unwrap();
     refused.set_read_timeout(Some(LONG)).unwrap();
-    let started = Instant::now();
-    let _ = std::io::Read::read_to_end(&mut refused, &mut Vec::new());
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    let ended = std::io::Read::read_to_end(&mut refused, &mut Vec::new());
+    assert!(ended.is_ok(), "not closed by the server: {ended:?}");
     drop(held);
     let (rest, ok) = stop_server(server, stdout);
     assert!(ok, "{rest}");
