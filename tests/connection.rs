@@ -1227,11 +1227,7 @@ fn answered_handles_count_on_one_cpu(kind: Kind) {
     assert_eq!(packet.payload(), [0xaa]);
     raw.send_packet(&Packet::response(0, packet.tag(), true, 0, vec![0xaa]).unwrap());
     assert_eq!(expect_ok(wait(alone), "lone request").payload, [0xaa]);
-    let closing = start_close(conn);
-    assert_eq!(raw.recv(), Packet::erq());
-    assert_eq!(raw.recv(), Packet::eof());
-    raw.send_packet(&Packet::eof());
-    closing.result().expect("clean close");
+    util::raw::close_after_peer_eof(conn, &mut raw);
     assert_no_threads(&name);
 }
 
