@@ -908,4 +908,11 @@ fn a_payload_read_in_place_resumes_after_suspensions_and_ends_short_as_an_unexpe
     reader.give_spare(vec![0x11; 400_000]);
     assert!(matches!(reader.read_packet(), Err(ReadError::Protocol(ProtocolError::UnexpectedEof))));
     assert_eq!(reader.frame_start(), &whole[..64], "the frame's start, not the buffer's old bytes");
+    // Cut three bytes into the payload: the frame's start is its header and
+    // those three bytes, none of the buffer's.
+    let header_len = whole.len() - big.payload().len();
+    let mut reader = PacketReader::new(Cursor::new(whole[..header_len + 3].to_vec()), DEFAULT_MAX_PACKET_SIZE);
+    reader.give_spare(vec![0x11; 400_000]);
+    assert!(matches!(reader.read_packet(), Err(ReadError::Protocol(ProtocolError::UnexpectedEof))));
+    assert_eq!(reader.frame_start(), &whole[..header_len + 3]);
 }

@@ -156,7 +156,8 @@ impl PacketConnection {
         let one_cpu = threads::on_one_cpu();
         let spin = if one_cpu { Duration::ZERO } else { config.wait_spin() };
         let calls = Arc::new(Calls::new(Arc::clone(&name), spin, one_cpu, hooks.child.clone()));
-        let (send, queue) = SendPath::new(Arc::clone(&name), writer, Arc::clone(&calls), &config, one_cpu);
+        let (send, queue) =
+            SendPath::new(Arc::clone(&name), writer, Arc::clone(&calls), &config, one_cpu, hooks.writes_to_pipe);
         let send = Arc::new(send);
         let control = Arc::new(Control::new(Arc::clone(&name), config.extensions(), config.services().clone()));
         let routes = Routes::new(config.served_channels().to_vec(), config.serves_all_channels(), control.is_on());

@@ -76,6 +76,9 @@ pub(crate) struct Hooks {
     /// The read half's descriptor, when it has one, so that a read can wait
     /// with a deadline (see [`readiness`](super::readiness)).
     pub readable: Option<Fd>,
+    /// Whether the write half is known to be a pipe (the send path writes a
+    /// bulk payload's header apart into one, see `Sink::push`).
+    pub writes_to_pipe: bool,
 }
 
 impl Transport {
@@ -156,6 +159,7 @@ impl Transport {
                     shutdown: inner.shutdown.or(outer.shutdown),
                     close_streams: inner.close_streams || outer.close_streams,
                     readable: inner.readable,
+                    writes_to_pipe: inner.writes_to_pipe,
                 };
                 Ok(opened)
             }

@@ -72,6 +72,7 @@ fn start(command: &mut Command, keep_stderr: Option<usize>) -> io::Result<Transp
     let mut transport = Transport::with_fd_reader(stdout, stdin).with_interrupt(move || killer.kill());
     transport.hooks.child = Some(child);
     transport.hooks.close_streams = true;
+    transport.hooks.writes_to_pipe = true;
     Ok(transport)
 }
 

@@ -13,7 +13,12 @@ impl Transport {
     /// [`Finished::into_streams`]: crate::Finished::into_streams
     #[cfg(unix)]
     pub fn fds(read: std::os::fd::OwnedFd, write: std::os::fd::OwnedFd) -> Transport {
-        Transport::with_fd_reader(std::fs::File::from(read), std::fs::File::from(write))
+        use std::os::unix::fs::FileTypeExt;
+        let write = std::fs::File::from(write);
+        let into_pipe = write.metadata().is_ok_and(|meta| meta.file_type().is_fifo());
+        let mut transport = Transport::with_fd_reader(std::fs::File::from(read), write);
+        transport.hooks.writes_to_pipe = into_pipe;
+        transport
     }
 
     /// Two raw file descriptors, which the connection takes ownership of.
@@ -56,7 +61,10 @@ impl Transport {
         let (b_read, a_write) = io::pipe()?;
         enlarge_pipe(&a_write);
         enlarge_pipe(&b_write);
-        Ok((Transport::with_fd_reader(a_read, a_write), Transport::with_fd_reader(b_read, b_write)))
+        let (mut a, mut b) = (Transport::with_fd_reader(a_read, a_write), Transport::with_fd_reader(b_read, b_write));
+        a.hooks.writes_to_pipe = true;
+        b.hooks.writes_to_pipe = true;
+        Ok((a, b))
     }
 }
 
@@ -81,3 +89,26 @@ pub(super) fn enlarge_pipe(fd: &impl std::os::fd::AsRawFd) {
 
 #[cfg(not(target_os = "linux"))]
 pub(super) fn enlarge_pipe<T>(_: &T) {}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    #[test]
+    fn descriptors_say_whether_their_write_half_is_a_pipe() {
+        let (read, write) = io::pipe().unwrap();
+        let piped = Transport::fds(OwnedFd::from(read), OwnedFd::from(write));
+        assert!(piped.hooks.writes_to_pipe);
+        let (a, b) = UnixStream::pair().unwrap();
+        let socket = Transport::fds(OwnedFd::from(a), OwnedFd::from(b));
+        assert!(!socket.hooks.writes_to_pipe, "a socket, which may delay small writes, is not");
+        let (one, other) = Transport::pipe_pair().unwrap();
+        assert!(one.hooks.writes_to_pipe && other.hooks.writes_to_pipe);
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
+        assert!(!Transport::tcp(stream).unwrap().hooks.writes_to_pipe);
+    }
+}

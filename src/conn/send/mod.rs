@@ -50,18 +50,19 @@ pub(crate) struct SendPath {
 impl SendPath {
     /// The send path over `stream`, and the receiving end of its queue for
     /// the writer thread. `one_cpu`: the connection's threads run on one CPU
-    /// (see [`Holding::corks`]).
+    /// (see [`Holding::at_once`]); `into_pipe`: the stream is a pipe.
     pub fn new(
         name: Arc<str>,
         stream: Box<dyn WriteHalf>,
         calls: Arc<Calls>,
         config: &Config,
         one_cpu: bool,
+        into_pipe: bool,
     ) -> (SendPath, crossbeam_channel::Receiver<Outgoing>) {
         let (queue, receiver) = crossbeam_channel::bounded(config.send_queue());
         let path = SendPath {
             queue,
-            outbox: Outbox::new(name, stream, calls),
+            outbox: Outbox::new(name, stream, calls, into_pipe),
             timer: GraceTimer::new(config.packet_grace()),
             holding: Holding { no_grace: config.packet_grace().is_zero(), at_once: !one_cpu },
             counters: SenderCounters::default(),
