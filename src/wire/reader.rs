@@ -344,13 +344,13 @@ impl<R: Read> PacketReader<R> {
 }
 
 /// Puts `bytes` into `payload` after its first `filled` bytes: in place in
-/// a payload read into in place, else at its end.
+/// a payload read into in place (as long as the frame's), else at its end
+/// (a growing payload holds just the bytes filled).
 fn put(payload: &mut Vec<u8>, filled: &mut usize, bytes: &[u8]) {
     let end = *filled + bytes.len();
     if payload.len() >= end {
         payload[*filled..end].copy_from_slice(bytes);
     } else {
-        payload.truncate(*filled);
         payload.extend_from_slice(bytes);
     }
     *filled = end;

@@ -104,11 +104,17 @@ impl SendPath {
     /// reading over from it when it blocks).
     pub fn send_own(&self, packet: Packet, light: bool, deadline: Option<Instant>) -> Result<(), NotSent> {
         if policy::writes_own(packet.payload.len(), deadline.is_some(), self.outbox.queue_is_clear()) {
-            let written = self.outbox.write_now(&packet).map_err(NotSent::Ended);
-            self.outbox.spare.give(packet.into_payload());
-            return written;
+            return self.write_keeping(packet).map_err(NotSent::Ended);
         }
         self.send(packet, light, deadline)
+    }
+
+    /// Writes a bulk packet on this thread, then keeps its payload's buffer
+    /// for the reader to read the next bulk payload into.
+    fn write_keeping(&self, packet: Packet) -> Result<(), ConnectionError> {
+        let written = self.outbox.write_now(&packet);
+        self.outbox.spare.give(packet.into_payload());
+        written
     }
 
     /// Puts a packet in the queue, waiting until `deadline` (`None`: for as
@@ -176,9 +182,7 @@ impl SendPath {
     /// so much is staged that requests should go to the workers.
     pub fn send_inline_reply(&self, packet: Packet) -> bool {
         if policy::writes_own(packet.payload.len(), false, self.outbox.queue_is_clear()) {
-            let written = self.outbox.write_now(&packet);
-            self.outbox.spare.give(packet.into_payload());
-            if written.is_ok() {
+            if self.write_keeping(packet).is_ok() {
                 Counters::add(&self.counters.responses_out, 1);
             }
             return false;
