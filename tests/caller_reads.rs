@@ -77,35 +77,79 @@ fn answered_once(kind: Kind) -> (PacketConnection, RawPeer) {
 fn a_reading_caller_keeps_its_deadline_and_a_half_arrived_frame_resumes() {
     for kind in FD_KINDS {
         for payload_len in [10, 300_000] {
-            let (conn, raw) = answered_once(kind);
-            let read_before = conn.stats().caller_reads;
-            let pending = conn.submit(0, 1, b"second".to_vec()).unwrap();
-            // The peer's half answer comes from another thread, so that this
-            // one waits at once, while the reader has left the stream.
-            let peer = thread::spawn(move || {
-                let mut raw = raw;
-                let request = raw.recv();
-                let answer = frame(&ok_response(0, request.tag(), 1, &vec![7; payload_len]));
-                let half = answer.len() / 2;
-                raw.send_bytes(&answer[..half]);
-                (raw, answer[half..].to_vec())
-            });
-            let started = Instant::now();
-            let pending = match pending.wait_timeout(Duration::from_millis(100)) {
-                Err(WaitTimeoutError::Timeout(pending)) => pending,
-                other => panic!("{kind:?}: expected a timeout, got {:?}", other.map(|r| r.flags)),
-            };
-            let took = started.elapsed();
-            assert!(took >= Duration::from_millis(100) && took < PROMPT, "{kind:?} {payload_len}: {took:?}");
-            let (mut raw, rest) = within(LONG, "the peer", move || peer.join()).expect("the peer");
-            let led = conn.stats().caller_reads > read_before;
-            eprintln!("{kind:?} {payload_len}: the timed-out wait read for itself: {led}");
-            raw.send_bytes(&rest);
-            let response = pending.wait_timeout(LONG).expect("the whole answer");
-            assert_eq!((response.flags, response.payload.len()), (1, payload_len), "{kind:?}");
-            util::raw::close_after_peer_eof(conn, &mut raw);
+            keeps_its_deadline(kind, payload_len);
         }
     }
+}
+
+/// As above, on one CPU, where a caller reads what is there with reads
+/// that cannot block, and gives way to the peer once before it waits.
+#[cfg(target_os = "linux")]
+#[test]
+fn on_one_cpu_a_reading_caller_keeps_its_deadline_and_a_half_arrived_frame_resumes() {
+    util::on_one_cpu(|| {
+        for kind in FD_KINDS {
+            for payload_len in [10, 300_000] {
+                keeps_its_deadline(kind, payload_len);
+            }
+        }
+    });
+}
+
+fn keeps_its_deadline(kind: Kind, payload_len: usize) {
+    let (conn, raw) = answered_once(kind);
+    let read_before = conn.stats().caller_reads;
+    let pending = conn.submit(0, 1, b"second".to_vec()).unwrap();
+    // The peer's half answer comes from another thread, so that this
+    // one waits at once, while the reader has left the stream.
+    let peer = thread::spawn(move || {
+        let mut raw = raw;
+        let request = raw.recv();
+        let answer = frame(&ok_response(0, request.tag(), 1, &vec![7; payload_len]));
+        let half = answer.len() / 2;
+        raw.send_bytes(&answer[..half]);
+        (raw, answer[half..].to_vec())
+    });
+    let started = Instant::now();
+    let pending = match pending.wait_timeout(Duration::from_millis(100)) {
+        Err(WaitTimeoutError::Timeout(pending)) => pending,
+        other => panic!("{kind:?}: expected a timeout, got {:?}", other.map(|r| r.flags)),
+    };
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(100) && took < PROMPT, "{kind:?} {payload_len}: {took:?}");
+    let (mut raw, rest) = within(LONG, "the peer", move || peer.join()).expect("the peer");
+    let led = conn.stats().caller_reads > read_before;
+    eprintln!("{kind:?} {payload_len}: the timed-out wait read for itself: {led}");
+    raw.send_bytes(&rest);
+    let response = pending.wait_timeout(LONG).expect("the whole answer");
+    assert_eq!((response.flags, response.payload.len()), (1, payload_len), "{kind:?}");
+    util::raw::close_after_peer_eof(conn, &mut raw);
+}
+
+/// On one CPU, sequential calls small and bulk (read in place, in the
+/// middle of a payload, by reads that cannot block) come back whole, most
+/// read by their callers.
+#[cfg(target_os = "linux")]
+#[test]
+fn on_one_cpu_sequential_callers_read_their_own_answers_small_and_bulk() {
+    const CALLS: u64 = 400;
+    util::on_one_cpu(|| {
+        for kind in FD_KINDS {
+            let (a, b) = transport_pair(kind);
+            let server = PacketConnection::with_handler(b, config(&kind.name('s')), echo).unwrap();
+            let client = PacketConnection::new(a, config(&kind.name('c'))).unwrap();
+            for n in 0..CALLS {
+                let len = if n % 10 == 9 { 300_000 + n as usize } else { 8 };
+                let payload: Vec<u8> = (0..len).map(|i| (i as u64 ^ n) as u8).collect();
+                let answer = client.call_timeout(0, 0, payload.clone(), LONG).expect("answer").payload;
+                assert!(answer == payload, "{kind:?}: call {n} came back changed");
+            }
+            let read = client.stats().caller_reads;
+            eprintln!("{kind:?}: {read} of {CALLS} calls read by their caller");
+            assert!(read >= CALLS / 4, "{kind:?}: only {read} of {CALLS}");
+            util::close_both_ok(client, server);
+        }
+    });
 }
 
 #[test]

@@ -5,8 +5,8 @@
 use std::io::{self, Cursor, Read};
 
 use packetstream::wire::{
-    self, decode, decode_varint, encode, encode_varint, encoded_len, varint_len, Control, PacketReader, ReadError,
-    DEFAULT_MAX_PACKET_SIZE,
+    self, decode, decode_varint, encode, encode_varint, encoded_len, varint_len, Control, Gated, PacketReader,
+    ReadError, DEFAULT_MAX_PACKET_SIZE,
 };
 use packetstream::{Packet, ProtocolError, ValueTooLarge, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE};
 
@@ -790,11 +790,11 @@ fn a_gated_read_reads_no_more_than_the_gate_allows_and_resumes_when_it_refuses()
     let stream = Limited { inner: Cursor::new(bytes), allowed: std::rc::Rc::clone(&allowed) };
     let mut reader = PacketReader::new(stream, DEFAULT_MAX_PACKET_SIZE);
     let mut open = false;
-    let mut gate = |_exact: bool| -> io::Result<usize> {
+    let mut gate = |_buf: &mut [u8], _exact: bool| -> io::Result<Gated> {
         open = !open;
         if open {
             allowed.set(777);
-            Ok(777)
+            Ok(Gated::Ready(777))
         } else {
             allowed.set(0);
             Err(io::ErrorKind::WouldBlock.into())
@@ -810,6 +810,64 @@ fn a_gated_read_reads_no_more_than_the_gate_allows_and_resumes_when_it_refuses()
         }
     }
     assert_eq!(read, packets);
+}
+
+/// A gate that reads the stream itself (as one over a descriptor does, with
+/// reads that cannot block): the reader's own stream is never read, except
+/// for a growing payload's bytes, where the gate is given no buffer; the
+/// same packets come out, resumed after each refusal.
+#[test]
+fn a_gate_that_reads_for_the_reader_fills_its_buffers() {
+    let mut packets = every_mix();
+    packets.push(Packet::request(3, 9, 1, 2, vec![0x5a; 150_000]).unwrap());
+    let bytes: Vec<u8> = packets.iter().flat_map(frame).collect();
+    let shared = std::rc::Rc::new(std::cell::RefCell::new(Cursor::new(bytes)));
+    struct Counted(std::rc::Rc<std::cell::RefCell<Cursor<Vec<u8>>>>);
+    impl Read for Counted {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.borrow_mut().read(buf)
+        }
+    }
+    let mut reader = PacketReader::new(Counted(std::rc::Rc::clone(&shared)), DEFAULT_MAX_PACKET_SIZE);
+    let (mut calls, mut gate_reads, mut counts) = (0u32, 0u32, 0u32);
+    let mut gate = |buf: &mut [u8], _exact: bool| -> io::Result<Gated> {
+        calls += 1;
+        if calls % 3 == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if buf.is_empty() {
+            counts += 1;
+            return Ok(Gated::Ready(4096));
+        }
+        gate_reads += 1;
+        let room = buf.len().min(1000);
+        shared.borrow_mut().read(&mut buf[..room]).map(Gated::Read)
+    };
+    let mut read = Vec::new();
+    loop {
+        match reader.read_packet_gated(&mut gate) {
+            Ok(Some(packet)) => read.push(packet),
+            Ok(None) => break,
+            Err(ReadError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => panic!("{error}"),
+        }
+    }
+    assert_eq!(read, packets);
+    assert!(gate_reads > 0 && counts > 0, "read by the gate {gate_reads} times, counted {counts}");
+    assert_eq!(reader.bytes_read(), shared.borrow().get_ref().len() as u64);
+}
+
+/// A gate that says it read more than its buffer holds is an error, not a
+/// panic or a frame cut wrong.
+#[test]
+fn a_gate_that_claims_more_than_its_buffer_is_an_error() {
+    let bytes = frame(&Packet::request(0, 2, 1, 0, b"hello".to_vec()).unwrap());
+    let mut reader = PacketReader::new(Cursor::new(bytes), DEFAULT_MAX_PACKET_SIZE);
+    let mut gate = |buf: &mut [u8], _exact: bool| -> io::Result<Gated> { Ok(Gated::Read(buf.len() + 1)) };
+    match reader.read_packet_gated(&mut gate) {
+        Err(ReadError::Io(error)) => assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use super::process::ChildProcess;
-use super::readiness::Fd;
+use super::readiness::Readable;
 
 /// A readable stream the connection can own and later hand back.
 pub trait ReadHalf: Read + Send + 'static {
@@ -75,7 +75,7 @@ pub(crate) struct Hooks {
     pub close_streams: bool,
     /// The read half's descriptor, when it has one, so that a read can wait
     /// with a deadline (see [`readiness`](super::readiness)).
-    pub readable: Option<Fd>,
+    pub readable: Option<Readable>,
     /// Whether the write half is known to be a pipe (the send path writes a
     /// bulk payload's header apart into one, see `Sink::push`).
     pub writes_to_pipe: bool,
@@ -101,7 +101,12 @@ impl Transport {
         R: Read + std::os::fd::AsFd + Send + 'static,
         W: Write + Send + 'static,
     {
-        Transport::with_fd_reader(reader, writer)
+        let mut transport = Transport::with_fd_reader(reader, writer);
+        // Its reads may do more than read the descriptor: they are its own.
+        if let Some(readable) = &mut transport.hooks.readable {
+            readable.direct = false;
+        }
+        transport
     }
 
     /// [`new`](Self::new) for a read half with a file descriptor, which the
@@ -115,8 +120,8 @@ impl Transport {
         Transport::new(reader, writer)
     }
 
-    /// [`new`](Self::new) for a read half with a file descriptor, which the
-    /// connection may wait on.
+    /// [`new`](Self::new) for a read half that is a file descriptor the
+    /// library opened, which the connection may wait on and read.
     #[cfg(unix)]
     pub(crate) fn with_fd_reader<R, W>(reader: R, writer: W) -> Transport
     where
@@ -126,7 +131,7 @@ impl Transport {
         use std::os::fd::AsRawFd;
         let fd = reader.as_fd().as_raw_fd();
         let mut transport = Transport::new(reader, writer);
-        transport.hooks.readable = Some(fd);
+        transport.hooks.readable = Some(Readable { fd, direct: true, one_cpu: false });
         transport
     }
 

@@ -111,4 +111,20 @@ mod tests {
         let stream = std::net::TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
         assert!(!Transport::tcp(stream).unwrap().hooks.writes_to_pipe);
     }
+
+    #[test]
+    fn only_descriptors_the_library_reads_itself_are_read_directly() {
+        let direct = |transport: &Transport| transport.hooks.readable.map(|readable| readable.direct);
+        let (read, write) = io::pipe().unwrap();
+        assert_eq!(direct(&Transport::fds(OwnedFd::from(read), OwnedFd::from(write))), Some(true));
+        let (one, _other) = Transport::pipe_pair().unwrap();
+        assert_eq!(direct(&one), Some(true));
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert_eq!(direct(&Transport::unix(a).unwrap()), Some(true));
+        // A reader the application brought may do more in its reads.
+        let (read, write) = io::pipe().unwrap();
+        assert_eq!(direct(&Transport::from_fd_reader(read, write)), Some(false));
+        let (read, write) = io::pipe().unwrap();
+        assert_eq!(direct(&Transport::new(read, write)), None);
+    }
 }

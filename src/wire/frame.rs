@@ -5,7 +5,7 @@
 
 use super::error::ProtocolError;
 use super::packet::Packet;
-use super::varint::{decode_varint, encode_varint, varint_len, MAX_VARINT_LEN};
+use super::varint::{decode_varint, put_varint, varint_len, MAX_VARINT_LEN};
 
 /// The default largest frame body accepted from a peer: 16 MiB.
 pub const DEFAULT_MAX_PACKET_SIZE: usize = 16 << 20;
@@ -33,21 +33,27 @@ pub fn encoded_len(packet: &Packet) -> usize {
 /// payload, to `out`. A writer that sends the payload from its own buffer
 /// (to avoid copying a large one) writes these bytes first.
 pub fn encode_header(packet: &Packet, out: &mut Vec<u8>) {
-    let body = header_len(packet) + packet.payload.len();
-    encode_varint(body as u64, out);
-    encode_varint(packet.tag, out);
-    encode_varint(bits(packet), out);
+    // The fields go after room for the longest length prefix, which is
+    // known once they are: then prefix and fields leave in one copy.
+    let mut head = [0u8; MAX_VARINT_LEN + MAX_HEADER_LEN];
+    let mut at = MAX_VARINT_LEN;
+    at += put_varint(packet.tag, &mut head[at..]);
+    at += put_varint(bits(packet), &mut head[at..]);
     if packet.channel != 0 {
-        encode_varint(packet.channel, out);
+        at += put_varint(packet.channel, &mut head[at..]);
     }
     if let Some(wire_type) = packet.wire_type {
-        encode_varint(wire_type, out);
+        at += put_varint(wire_type, &mut head[at..]);
     }
+    let body = (at - MAX_VARINT_LEN + packet.payload.len()) as u64;
+    let begin = MAX_VARINT_LEN - varint_len(body);
+    put_varint(body, &mut head[begin..]);
+    out.extend_from_slice(&head[begin..at]);
 }
 
 /// Appends the whole frame of `packet` to `out`.
 pub fn encode(packet: &Packet, out: &mut Vec<u8>) {
-    out.reserve(encoded_len(packet));
+    out.reserve(MAX_VARINT_LEN + MAX_HEADER_LEN + packet.payload.len());
     encode_header(packet, out);
     out.extend_from_slice(&packet.payload);
 }

@@ -37,6 +37,6 @@ pub use error::{ProtocolError, ReadError, ValueTooLarge};
 pub use frame::{decode, encode, encode_header, encoded_len, DEFAULT_MAX_PACKET_SIZE};
 pub(crate) use packet::{check_request, check_response_flags};
 pub use packet::{Control, Packet, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE};
-pub use reader::{Gate, PacketReader, FRAME_START_LEN};
+pub use reader::{Gate, Gated, PacketReader, FRAME_START_LEN};
 pub use text::text_hint;
 pub use varint::{decode_varint, encode_varint, varint_len, MAX_VARINT_LEN};

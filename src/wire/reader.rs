@@ -57,17 +57,31 @@ struct Partial {
 }
 
 /// Asked before each read of the stream by
-/// [`read_packet_gated`](PacketReader::read_packet_gated): how many bytes may
-/// be read now without blocking, at least one, or an error (such as
-/// [`WouldBlock`](io::ErrorKind::WouldBlock), to suspend). With `exact`
-/// false, any count that lets one read call return at once will do (the
-/// reader then makes one call); with `exact` true it must be a count of
-/// bytes that are there, as the reader may read until it has them all.
-pub type Gate<'a> = dyn FnMut(bool) -> io::Result<usize> + 'a;
+/// [`read_packet_gated`](PacketReader::read_packet_gated), with the buffer
+/// the read would fill (empty where the reader reads otherwise): either how
+/// many bytes may be read now without blocking ([`Gated::Ready`]), or that
+/// the gate has read them into that buffer itself ([`Gated::Read`]), or an
+/// error (such as [`WouldBlock`](io::ErrorKind::WouldBlock), to suspend).
+/// With `exact` false, any count that lets one read call return at once
+/// will do (the reader then makes one call); with `exact` true it must be
+/// a count of bytes that are there, as the reader may read until it has
+/// them all.
+pub type Gate<'a> = dyn FnMut(&mut [u8], bool) -> io::Result<Gated> + 'a;
+
+/// What a [`Gate`] says before a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gated {
+    /// Read at most this many bytes (at least one is read): a read of them
+    /// returns at once.
+    Ready(usize),
+    /// The gate read this many bytes into the buffer it was given, from the
+    /// start (a read that could not block); 0 is the end of the stream.
+    Read(usize),
+}
 
 /// The gate of a plain blocking read: anything, waiting if need be.
-fn ungated(_exact: bool) -> io::Result<usize> {
-    Ok(usize::MAX)
+fn ungated(_buf: &mut [u8], _exact: bool) -> io::Result<Gated> {
+    Ok(Gated::Ready(usize::MAX))
 }
 
 /// How many of a frame's first bytes [`PacketReader::frame_start`] keeps.
@@ -156,8 +170,7 @@ impl<R: Read> PacketReader<R> {
             self.start -= keep;
             self.frame_begin -= keep;
         }
-        let room = (self.buf.len() - self.end).min(gate(false)?.max(1));
-        let n = read_retrying(&mut self.inner, &mut self.buf[self.end..self.end + room])?;
+        let n = gated_read(&mut self.inner, &mut self.buf[self.end..], false, gate)?;
         self.end += n;
         self.bytes_read += n as u64;
         Ok(n)
@@ -314,9 +327,8 @@ impl<R: Read> PacketReader<R> {
                 return Ok(());
             }
             // Reads until it has them all: only as many as are there.
-            let ready = gate(true)?.max(1);
             if payload.len() == len {
-                let n = read_retrying(&mut self.inner, &mut payload[*filled..*filled + missing.min(ready)])?;
+                let n = gated_read(&mut self.inner, &mut payload[*filled..len], true, gate)?;
                 if n == 0 {
                     return Err(ProtocolError::UnexpectedEof.into());
                 }
@@ -325,7 +337,12 @@ impl<R: Read> PacketReader<R> {
                 continue;
             }
             // Room grows (at most doubling) only as bytes arrive, and is read
-            // into without being zeroed first.
+            // into without being zeroed first: the gate has no buffer to
+            // fill, and only says how much is there.
+            let ready = match gate(&mut [], true)? {
+                Gated::Ready(ready) => ready.max(1),
+                Gated::Read(n) => return Err(gate_overran(n, 0).into()),
+            };
             payload.reserve(missing.min(payload.len().max(MAX_PREALLOC)));
             let room = payload.capacity() - payload.len();
             let before = payload.len();
@@ -358,6 +375,24 @@ fn put(payload: &mut Vec<u8>, filled: &mut usize, bytes: &[u8]) {
 
 fn is_would_block(error: &ReadError) -> bool {
     matches!(error, ReadError::Io(error) if error.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// One read of the stream into `buf`, as `gate` allows (see [`Gate`]).
+fn gated_read(inner: &mut impl Read, buf: &mut [u8], exact: bool, gate: &mut Gate<'_>) -> io::Result<usize> {
+    match gate(buf, exact)? {
+        Gated::Ready(ready) => {
+            let room = buf.len().min(ready.max(1));
+            read_retrying(inner, &mut buf[..room])
+        }
+        Gated::Read(n) if n <= buf.len() => Ok(n),
+        Gated::Read(n) => Err(gate_overran(n, buf.len())),
+    }
+}
+
+/// A gate said it read more than the buffer it was given holds.
+fn gate_overran(read: usize, room: usize) -> io::Error {
+    let message = format!("a gate said it read {read} bytes into a buffer of {room}");
+    io::Error::new(io::ErrorKind::InvalidInput, message)
 }
 
 fn read_retrying(inner: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {

@@ -19,15 +19,27 @@ pub fn varint_len(value: u64) -> usize {
 
 /// Appends the canonical (shortest) encoding of `value` to `out`.
 pub fn encode_varint(value: u64, out: &mut Vec<u8>) {
-    let len = varint_len(value);
     let mut bytes = [0u8; MAX_VARINT_LEN];
+    let len = put_varint(value, &mut bytes);
+    out.extend_from_slice(&bytes[..len]);
+}
+
+/// Writes the canonical encoding of `value` at the start of `buf`, which
+/// has room for it, and says how long it is.
+pub(super) fn put_varint(value: u64, buf: &mut [u8]) -> usize {
+    // Most integers of a header (tags, flags, small channels) are one byte.
+    if value < 0x80 {
+        buf[0] = value as u8;
+        return 1;
+    }
+    let len = varint_len(value);
     let mut rest = value;
-    for (i, byte) in bytes[..len].iter_mut().enumerate().rev() {
+    for (i, byte) in buf[..len].iter_mut().enumerate().rev() {
         let continuation = if i + 1 == len { 0 } else { 0x80 };
         *byte = (rest & 0x7f) as u8 | continuation;
         rest >>= 7;
     }
-    out.extend_from_slice(&bytes[..len]);
+    len
 }
 
 /// Decodes one integer from the front of `buf`.

@@ -83,7 +83,7 @@ impl SendPath {
             let backlog = self.outbox.stage(&packet).map_err(NotSent::Ended)?;
             let flushed = match policy::after_staging(backlog, light, self.holding) {
                 AfterStaging::FlushWaiting => self.outbox.flush_waiting(),
-                AfterStaging::Flush => self.outbox.flush(),
+                AfterStaging::Flush => self.outbox.flush_staged(),
                 AfterStaging::Hold => {
                     self.timer.arm(&self.queue);
                     Ok(())
@@ -204,7 +204,7 @@ impl SendPath {
         Counters::add(&self.counters.responses_out, 1);
         let reply = policy::after_inline_reply(backlog);
         if reply.flush {
-            let _ = self.outbox.flush();
+            let _ = self.outbox.flush_staged();
         }
         reply.congested
     }

@@ -132,6 +132,16 @@ impl Outbox {
         }
     }
 
+    /// [`flush`](Self::flush) for a sender that has just staged: something
+    /// is staged (its own packet, or bytes a writer holding the stream will
+    /// take), so the stream is tried at once.
+    pub fn flush_staged(&self) -> Result<(), ConnectionError> {
+        match self.sink.try_lock() {
+            Some(sink) => self.release(sink),
+            None => Ok(()),
+        }
+    }
+
     /// Waits for the stream and writes what is staged: the backpressure of
     /// a sender that found too much staged.
     pub fn flush_waiting(&self) -> Result<(), ConnectionError> {
@@ -181,29 +191,31 @@ impl Outbox {
         }
     }
 
-    /// Writes what is staged, the stream's lock held.
+    /// Writes what is staged, the stream's lock held. Bytes staged while
+    /// it writes are left for [`release`](Self::release)'s look after the
+    /// lock is let go (their senders are concurrent with this write, and no
+    /// order is owed them), not looked for here again: one lock of the
+    /// staging buffer less for each flush that finds none.
     pub fn write_staged(&self, sink: &mut Sink) -> io::Result<()> {
-        loop {
-            let (bytes, packets) = {
-                let mut staged = self.staged.lock();
-                if staged.packets == 0 {
-                    return Ok(());
-                }
-                if self.is_closed() {
-                    // After EOF: a straggler raced with the close.
-                    staged.bytes.clear();
-                    staged.packets = 0;
-                    return Ok(());
-                }
-                let spare = std::mem::take(&mut sink.spare);
-                (std::mem::replace(&mut staged.bytes, spare), std::mem::take(&mut staged.packets))
-            };
-            Counters::bump(&self.counters.packets_out, packets as u64);
-            let result = sink.write_all(&bytes, &self.counters);
-            sink.spare = bytes;
-            sink.spare.clear();
-            result?;
-        }
+        let (bytes, packets) = {
+            let mut staged = self.staged.lock();
+            if staged.packets == 0 {
+                return Ok(());
+            }
+            if self.is_closed() {
+                // After EOF: a straggler raced with the close.
+                staged.bytes.clear();
+                staged.packets = 0;
+                return Ok(());
+            }
+            let spare = std::mem::take(&mut sink.spare);
+            (std::mem::replace(&mut staged.bytes, spare), std::mem::take(&mut staged.packets))
+        };
+        Counters::bump(&self.counters.packets_out, packets as u64);
+        let result = sink.write_all(&bytes, &self.counters);
+        sink.spare = bytes;
+        sink.spare.clear();
+        result
     }
 
     /// A write failed: the stream is done for, and so is every request
@@ -322,9 +334,27 @@ impl Sink {
         Ok(())
     }
 
-    /// `write_all`, counting the write calls for [`Stats`](crate::Stats).
-    fn write_all(&mut self, bytes: &[u8], counters: &SinkCounters) -> io::Result<()> {
-        self.write_all_vectored(bytes, &[], counters)
+    /// `write_all`, counting the write calls for [`Stats`](crate::Stats):
+    /// plain write calls, which cost the kernel less than a vectored one of
+    /// a single slice.
+    fn write_all(&mut self, mut bytes: &[u8], counters: &SinkCounters) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let out = self.out.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
+        while !bytes.is_empty() {
+            match out.write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    Counters::bump(&counters.write_calls, 1);
+                    Counters::bump(&counters.bytes_out, n as u64);
+                    bytes = &bytes[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 

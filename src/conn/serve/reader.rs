@@ -169,9 +169,14 @@ pub(crate) fn read_one(mut reading: ReadState, role: Role, serving: &Arc<Serving
         }
     }
     let counters = &serving.counters;
-    let read = match (reading.until, reading.fd) {
-        (Some(until), Some(fd)) => reading.packets.read_packet_gated(&mut |exact| transport::gate(fd, until, exact)),
-        _ => reading.packets.read_packet(),
+    let fields = &mut *reading;
+    let read = match (fields.until, fields.fd.as_mut()) {
+        (Some(until), Some(readable)) => {
+            // Counted on one CPU only, where it matters (see `transport::gate`).
+            let alone = serving.calls.wait.held() <= 1;
+            fields.packets.read_packet_gated(&mut |buf, exact| transport::gate(readable, until, buf, exact, alone))
+        }
+        _ => fields.packets.read_packet(),
     };
     let packet = match read {
         Err(ReadError::Io(error)) if error.kind() == std::io::ErrorKind::WouldBlock => {

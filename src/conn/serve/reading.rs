@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::transport::{Fd, ReadHalf};
+use crate::transport::{ReadHalf, Readable};
 use crate::wire::{Packet, PacketReader};
 
 /// Everything reading needs, handed from thread to thread on a takeover,
@@ -17,7 +17,7 @@ pub(crate) type ReadState = Box<ReadStateFields>;
 pub(crate) struct ReadStateFields {
     pub packets: PacketReader<Box<dyn ReadHalf>>,
     /// The stream's descriptor, when reads can wait on it with a deadline.
-    pub fd: Option<Fd>,
+    pub fd: Option<Readable>,
     /// Reads give up at this deadline (a caller's; the reading thread's
     /// reads block).
     pub until: Option<Instant>,
@@ -43,7 +43,7 @@ pub(crate) struct ReadStateFields {
 pub(crate) const BATCH_MAX: usize = 64;
 
 impl ReadStateFields {
-    pub fn boxed(packets: PacketReader<Box<dyn ReadHalf>>, fd: Option<Fd>) -> ReadState {
+    pub fn boxed(packets: PacketReader<Box<dyn ReadHalf>>, fd: Option<Readable>) -> ReadState {
         Box::new(ReadStateFields {
             packets,
             fd,
