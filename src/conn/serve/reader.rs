@@ -354,6 +354,10 @@ enum Inline {
 fn handler_section(reading: ReadState, packet: Packet, me: usize, serving: &Arc<Serving>) -> Inline {
     let key = (packet.channel, packet.tag);
     let timed = reading.answered.is_multiple_of(INLINE_TIMED);
+    // The last request read: its answer, and those staged before it, leave
+    // in this section, not in one of their own (`flush_section`) before the
+    // reader blocks on the stream.
+    let last = reading.batch.is_empty() && !reading.packets.has_buffered_packet();
     let number = match serving.pool.begin_section(me, Some(key), reading) {
         Ok(number) => number,
         Err(reading) => return Inline::Declined(reading, packet),
@@ -363,12 +367,15 @@ fn handler_section(reading: ReadState, packet: Packet, me: usize, serving: &Arc<
     let response = handler::answer(handler, packet, &serving.notes, &serving.name);
     let slow = started.is_some_and(|started| started.elapsed() >= INLINE_SLOW);
     let congested = serving.send.send_inline_reply(response);
+    if last {
+        serving.send.flush();
+    }
     let ended = serving.pool.end_section(number, me, Some(key), slow);
     // Out of service now: its notes go (see `Notes::cancel_if`).
     serving.notes.answered(key);
     match ended {
         Some(mut reading) => {
-            reading.replies_staged = true;
+            reading.replies_staged = !last;
             reading.congested = congested;
             reading.answered += 1;
             Inline::Answered(reading)
