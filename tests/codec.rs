@@ -5,7 +5,7 @@
 use std::io::{self, Cursor, Read};
 
 use packetstream::wire::{
-    self, decode, decode_varint, encode, encode_varint, encoded_len, varint_len, Control, Gated, PacketReader,
+    self, decode, decode_varint, encode, encode_varint, encoded_len, varint_len, Control, Gate, Gated, PacketReader,
     ReadError, DEFAULT_MAX_PACKET_SIZE,
 };
 use packetstream::{Packet, ProtocolError, ValueTooLarge, MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE};
@@ -768,6 +768,19 @@ fn a_stream_ending_after_a_suspension_inside_a_frame_is_an_unexpected_eof() {
     }
 }
 
+/// Every packet of the stream, read through `gate`, each refusal resumed.
+fn read_all_gated(reader: &mut PacketReader<impl Read>, gate: &mut Gate<'_>) -> Vec<Packet> {
+    let mut read = Vec::new();
+    loop {
+        match reader.read_packet_gated(gate) {
+            Ok(Some(packet)) => read.push(packet),
+            Ok(None) => return read,
+            Err(ReadError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => panic!("{error}"),
+        }
+    }
+}
+
 /// A gate that allows a few bytes at a time and suspends before every
 /// other read: the same packets come out, resumed, and no read asks for
 /// more than the gate allowed.
@@ -800,16 +813,7 @@ fn a_gated_read_reads_no_more_than_the_gate_allows_and_resumes_when_it_refuses()
             Err(io::ErrorKind::WouldBlock.into())
         }
     };
-    let mut read = Vec::new();
-    loop {
-        match reader.read_packet_gated(&mut gate) {
-            Ok(Some(packet)) => read.push(packet),
-            Ok(None) => break,
-            Err(ReadError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {}
-            Err(error) => panic!("{error}"),
-        }
-    }
-    assert_eq!(read, packets);
+    assert_eq!(read_all_gated(&mut reader, &mut gate), packets);
 }
 
 /// A gate that reads the stream itself (as one over a descriptor does, with
@@ -843,16 +847,7 @@ fn a_gate_that_reads_for_the_reader_fills_its_buffers() {
         let room = buf.len().min(1000);
         shared.borrow_mut().read(&mut buf[..room]).map(Gated::Read)
     };
-    let mut read = Vec::new();
-    loop {
-        match reader.read_packet_gated(&mut gate) {
-            Ok(Some(packet)) => read.push(packet),
-            Ok(None) => break,
-            Err(ReadError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {}
-            Err(error) => panic!("{error}"),
-        }
-    }
-    assert_eq!(read, packets);
+    assert_eq!(read_all_gated(&mut reader, &mut gate), packets);
     assert!(gate_reads > 0 && counts > 0, "read by the gate {gate_reads} times, counted {counts}");
     assert_eq!(reader.bytes_read(), shared.borrow().get_ref().len() as u64);
 }

@@ -316,11 +316,17 @@ impl Sink {
         }
         let out = self.out.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
         let mut slices = [io::IoSlice::new(first), io::IoSlice::new(second)];
-        let mut bufs = &mut slices[..];
+        let mut bufs = &mut slices[..if second.is_empty() { 1 } else { 2 }];
         // No empty slice leads: a write of it would return 0.
         io::IoSlice::advance_slices(&mut bufs, 0);
         while !bufs.is_empty() {
-            match out.write_vectored(bufs) {
+            // One slice left: a plain write, which costs the kernel less than
+            // a vectored one.
+            let written = match bufs {
+                [only] => out.write(only),
+                _ => out.write_vectored(bufs),
+            };
+            match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     Counters::bump(&counters.write_calls, 1);
@@ -334,27 +340,9 @@ impl Sink {
         Ok(())
     }
 
-    /// `write_all`, counting the write calls for [`Stats`](crate::Stats):
-    /// plain write calls, which cost the kernel less than a vectored one of
-    /// a single slice.
-    fn write_all(&mut self, mut bytes: &[u8], counters: &SinkCounters) -> io::Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let out = self.out.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
-        while !bytes.is_empty() {
-            match out.write(bytes) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    Counters::bump(&counters.write_calls, 1);
-                    Counters::bump(&counters.bytes_out, n as u64);
-                    bytes = &bytes[n..];
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    /// `write_all`, counting the write calls for [`Stats`](crate::Stats).
+    fn write_all(&mut self, bytes: &[u8], counters: &SinkCounters) -> io::Result<()> {
+        self.write_all_vectored(bytes, &[], counters)
     }
 }
 
