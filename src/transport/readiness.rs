@@ -158,10 +158,11 @@ fn read_now(fd: Fd, _buf: &mut [u8]) -> io::Result<usize> {
 
 /// A read that cannot block is not to be had from this descriptor (or
 /// kernel): `EOPNOTSUPP` from a file without it, `EINVAL` and `ENOSYS` from
-/// kernels older than the flag or the call.
+/// kernels older than the flag or the call, `EPERM` from a sandbox's
+/// system-call filter that does not allow the call.
 fn unsupported(error: &io::Error) -> bool {
     #[cfg(unix)]
-    if matches!(error.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS)) {
+    if matches!(error.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS | libc::EPERM)) {
         return true;
     }
     error.kind() == io::ErrorKind::Unsupported
@@ -242,6 +243,33 @@ mod tests {
         assert_eq!(gate(&mut readable, Instant::now(), &mut [0; 8], true, true).unwrap(), Gated::Ready(5));
         drop(writer);
         drop(reader);
+    }
+
+    #[test]
+    fn only_errors_of_a_missing_read_that_cannot_block_turn_it_off() {
+        for code in [libc::EOPNOTSUPP, libc::EINVAL, libc::ENOSYS, libc::EPERM] {
+            assert!(unsupported(&io::Error::from_raw_os_error(code)), "{code}");
+        }
+        assert!(unsupported(&io::ErrorKind::Unsupported.into()));
+        for code in [libc::EBADF, libc::EIO, libc::ECONNRESET, libc::EAGAIN] {
+            assert!(!unsupported(&io::Error::from_raw_os_error(code)), "{code}");
+        }
+    }
+
+    /// A descriptor that refuses reads that cannot block (a file of
+    /// `/proc`) turns them off, and the gate counts instead; a read that
+    /// fails otherwise (a bad descriptor) is the read's error.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_refused_read_that_cannot_block_falls_back_to_counting() {
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        let mut refusing = Readable { fd: file.as_raw_fd(), direct: true, one_cpu: true };
+        assert_eq!(gate(&mut refusing, Instant::now(), &mut [0; 8], false, true).unwrap(), Gated::Ready(usize::MAX));
+        assert!(!refusing.direct, "turned off once refused");
+        let mut closed = Readable { fd: -1, direct: true, one_cpu: true };
+        let error = gate(&mut closed, Instant::now(), &mut [0; 8], false, true).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EBADF));
+        assert!(closed.direct, "a bad descriptor is an error, not a refusal");
     }
 
     #[test]
