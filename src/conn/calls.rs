@@ -18,7 +18,7 @@ use parking_lot::{Condvar, Mutex};
 use super::answer::{Failure, Response};
 use super::error::{ChildEnd, ConnectionError, RequestError};
 use crate::ext;
-use crate::transport::{ChildProcess, ChildReport};
+use crate::transport::{ChildProcess, ChildReport, Cpu};
 use crate::wire::Packet;
 
 /// Tags are small sequential integers chosen by us (or the peer, for the
@@ -359,6 +359,17 @@ impl WaitPolicy {
         self.held.as_ref().map_or(0, |held| held.load(Ordering::Relaxed))
     }
 
+    /// Where a caller reading for itself runs (see
+    /// [`transport::Cpu`](crate::transport::Cpu)): the handles are counted
+    /// on one CPU only.
+    pub fn cpu(&self) -> Cpu {
+        match &self.held {
+            None => Cpu::Several,
+            Some(held) if held.load(Ordering::Relaxed) <= 1 => Cpu::Alone,
+            Some(_) => Cpu::Shared,
+        }
+    }
+
     /// A handle is made (`true`) or dropped.
     pub fn hold(&self, made: bool) {
         match &self.held {
@@ -552,6 +563,24 @@ mod tests {
 
     fn answer(channel: u64, tag: u64, ok: bool, payload: &[u8]) -> Packet {
         Packet::response(channel, tag, ok, 3, payload.to_vec()).unwrap()
+    }
+
+    /// A reading caller is alone on one CPU while at most its own handle is
+    /// held; where handles are not counted (several CPUs) it is neither.
+    #[test]
+    fn where_a_reading_caller_runs_follows_the_handles_held() {
+        let several = Calls::new("t".into(), Duration::ZERO, false, None);
+        several.wait.hold(true);
+        several.wait.hold(true);
+        assert_eq!(several.wait.cpu(), Cpu::Several);
+        let one = Calls::new("t".into(), Duration::ZERO, true, None);
+        assert_eq!(one.wait.cpu(), Cpu::Alone);
+        one.wait.hold(true);
+        assert_eq!(one.wait.cpu(), Cpu::Alone, "its own handle");
+        one.wait.hold(true);
+        assert_eq!(one.wait.cpu(), Cpu::Shared);
+        one.wait.hold(false);
+        assert_eq!(one.wait.cpu(), Cpu::Alone);
     }
 
     #[test]

@@ -62,7 +62,7 @@ use crate::config::Config;
 use crate::ext;
 use crate::ext::negotiation::State as Extensions;
 use crate::threads;
-use crate::transport::{self, Hooks, Readable, Transport};
+use crate::transport::{self, Hooks, Transport};
 use crate::wire::{Packet, PacketReader};
 
 /// A bidirectional request/response connection over a byte stream.
@@ -200,7 +200,7 @@ impl PacketConnection {
             })?
         };
         let packets = PacketReader::new(reader, config.max_packet_size());
-        let readable = hooks.readable.map(|readable| Readable { one_cpu, ..readable });
+        let readable = hooks.readable;
         let reader = {
             let serving = Arc::clone(&serving);
             let thread_name = serving.pool.thread_name(serving.pool.reader_number());

@@ -131,7 +131,7 @@ impl Transport {
         use std::os::fd::AsRawFd;
         let fd = reader.as_fd().as_raw_fd();
         let mut transport = Transport::new(reader, writer);
-        transport.hooks.readable = Some(Readable { fd, direct: true, one_cpu: false });
+        transport.hooks.readable = Some(Readable { fd, direct: true });
         transport
     }
 

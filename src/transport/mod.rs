@@ -21,4 +21,4 @@ pub(crate) use base::{Hooks, Opened};
 pub use base::{ReadHalf, Transport, WriteHalf};
 pub use memory::{memory_pipe, MemoryReader, MemoryWriter};
 pub(crate) use process::{ChildProcess, ChildReport};
-pub(crate) use readiness::{gate, Readable};
+pub(crate) use readiness::{gate, Cpu, Readable};

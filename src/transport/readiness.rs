@@ -31,9 +31,21 @@ pub(crate) struct Readable {
     /// whose reads may do more. Cleared once such a read turns out not to
     /// be supported.
     pub direct: bool,
-    /// The reading thread may run on one CPU only, where the peer, if it
-    /// runs there too, runs only when this thread gives way.
-    pub one_cpu: bool,
+}
+
+/// Where a caller reading for itself runs, which decides whether it looks
+/// before it waits, and whether it gives way first (see [`gate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cpu {
+    /// Several CPUs: the peer runs beside the caller.
+    Several,
+    /// One CPU, shared with other callers of the connection that wait too:
+    /// given way to, they would run before the peer.
+    Shared,
+    /// One CPU, and the caller's request the only one its connection's
+    /// callers wait for: the thread that its request woke is likely the
+    /// peer, which runs only when the caller gives way.
+    Alone,
 }
 
 /// The gate of a read of `readable` into `buf` that gives up at `until`
@@ -46,22 +58,19 @@ pub(crate) struct Readable {
 /// - in the middle of a payload, whose rest the peer is likely writing
 ///   now, always;
 /// - at a frame's start, on one CPU: a caller reading its own answer finds
-///   it there once the peer has run. `alone`: the caller's request is the
-///   only one its connection's callers wait for, so the thread that its
-///   request woke, and that it gives way to once before it waits, is likely
-///   the peer (with other callers waiting, they would run first, and the
-///   peer no sooner). On several CPUs the answer is rarely there at the
-///   first look, and a read that found nothing would be a call more: the
-///   wait comes first.
+///   it there once the peer has run, and a caller [`Cpu::Alone`] gives way
+///   to the peer once before it waits. On several CPUs the answer is rarely
+///   there at the first look, and a read that found nothing would be a call
+///   more: the wait comes first.
 pub(crate) fn gate(
     readable: &mut Readable,
     until: Instant,
     buf: &mut [u8],
     exact: bool,
-    alone: bool,
+    cpu: Cpu,
 ) -> io::Result<Gated> {
-    if readable.direct && !buf.is_empty() && (exact || readable.one_cpu) {
-        if let Some(read) = read_or_wait(readable, until, buf, alone)? {
+    if readable.direct && !buf.is_empty() && (exact || cpu != Cpu::Several) {
+        if let Some(read) = read_or_wait(readable, until, buf, cpu == Cpu::Alone)? {
             return Ok(Gated::Read(read));
         }
     }
@@ -71,8 +80,9 @@ pub(crate) fn gate(
 /// Reads what is there into `buf` with reads that cannot block, waiting
 /// until `until` for something if nothing is: how many bytes, or `None` if
 /// such reads are not to be had here after all.
-fn read_or_wait(readable: &mut Readable, until: Instant, buf: &mut [u8], alone: bool) -> io::Result<Option<usize>> {
-    let mut gave_way = !(readable.one_cpu && alone);
+/// `give_way`: once, before the first wait.
+fn read_or_wait(readable: &mut Readable, until: Instant, buf: &mut [u8], give_way: bool) -> io::Result<Option<usize>> {
+    let mut gave_way = !give_way;
     let mut waited = false;
     loop {
         match read_now(readable.fd, buf) {
@@ -226,7 +236,7 @@ mod tests {
     use std::time::Duration;
 
     fn counting(fd: Fd) -> Readable {
-        Readable { fd, direct: false, one_cpu: false }
+        Readable { fd, direct: false }
     }
 
     #[test]
@@ -235,12 +245,15 @@ mod tests {
         let mut readable = counting(reader.as_raw_fd());
         let started = Instant::now();
         let error =
-            gate(&mut readable, Instant::now() + Duration::from_millis(5), &mut [0; 8], false, true).unwrap_err();
+            gate(&mut readable, Instant::now() + Duration::from_millis(5), &mut [0; 8], false, Cpu::Alone).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
         assert!(started.elapsed() >= Duration::from_millis(5), "not before its deadline");
         writer.write_all(b"hello").unwrap();
-        assert_eq!(gate(&mut readable, Instant::now(), &mut [0; 8], false, true).unwrap(), Gated::Ready(usize::MAX));
-        assert_eq!(gate(&mut readable, Instant::now(), &mut [0; 8], true, true).unwrap(), Gated::Ready(5));
+        assert_eq!(
+            gate(&mut readable, Instant::now(), &mut [0; 8], false, Cpu::Alone).unwrap(),
+            Gated::Ready(usize::MAX)
+        );
+        assert_eq!(gate(&mut readable, Instant::now(), &mut [0; 8], true, Cpu::Alone).unwrap(), Gated::Ready(5));
         drop(writer);
         drop(reader);
     }
@@ -263,11 +276,14 @@ mod tests {
     #[test]
     fn a_refused_read_that_cannot_block_falls_back_to_counting() {
         let file = std::fs::File::open("/proc/self/stat").unwrap();
-        let mut refusing = Readable { fd: file.as_raw_fd(), direct: true, one_cpu: true };
-        assert_eq!(gate(&mut refusing, Instant::now(), &mut [0; 8], false, true).unwrap(), Gated::Ready(usize::MAX));
+        let mut refusing = Readable { fd: file.as_raw_fd(), direct: true };
+        assert_eq!(
+            gate(&mut refusing, Instant::now(), &mut [0; 8], false, Cpu::Alone).unwrap(),
+            Gated::Ready(usize::MAX)
+        );
         assert!(!refusing.direct, "turned off once refused");
-        let mut closed = Readable { fd: -1, direct: true, one_cpu: true };
-        let error = gate(&mut closed, Instant::now(), &mut [0; 8], false, true).unwrap_err();
+        let mut closed = Readable { fd: -1, direct: true };
+        let error = gate(&mut closed, Instant::now(), &mut [0; 8], false, Cpu::Alone).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::EBADF));
         assert!(closed.direct, "a bad descriptor is an error, not a refusal");
     }
@@ -277,9 +293,9 @@ mod tests {
         let (reader, writer) = io::pipe().unwrap();
         drop(writer);
         let mut readable = counting(reader.as_raw_fd());
-        assert_eq!(gate(&mut readable, Instant::now(), &mut [0; 8], true, true).unwrap(), Gated::Ready(1));
-        let mut direct = Readable { direct: true, one_cpu: true, ..readable };
-        assert_eq!(gate(&mut direct, Instant::now(), &mut [0; 8], false, true).unwrap(), Gated::Read(0));
+        assert_eq!(gate(&mut readable, Instant::now(), &mut [0; 8], true, Cpu::Alone).unwrap(), Gated::Ready(1));
+        let mut direct = Readable { direct: true, ..readable };
+        assert_eq!(gate(&mut direct, Instant::now(), &mut [0; 8], false, Cpu::Alone).unwrap(), Gated::Read(0));
     }
 
     /// A descriptor the library opened is read by the gate, without
@@ -290,21 +306,24 @@ mod tests {
     #[test]
     fn a_direct_gate_reads_what_is_there_and_waits_for_the_rest() {
         let (reader, mut writer) = io::pipe().unwrap();
-        let mut several = Readable { fd: reader.as_raw_fd(), direct: true, one_cpu: false };
+        let mut readable = Readable { fd: reader.as_raw_fd(), direct: true };
         writer.write_all(b"x").unwrap();
-        assert_eq!(gate(&mut several, Instant::now(), &mut [0; 8], false, true).unwrap(), Gated::Ready(usize::MAX));
-        assert_eq!(gate(&mut several, Instant::now(), &mut [0; 8], true, true).unwrap(), Gated::Read(1));
-        let mut readable = Readable { one_cpu: true, ..several };
+        assert_eq!(
+            gate(&mut readable, Instant::now(), &mut [0; 8], false, Cpu::Several).unwrap(),
+            Gated::Ready(usize::MAX)
+        );
+        assert_eq!(gate(&mut readable, Instant::now(), &mut [0; 8], true, Cpu::Several).unwrap(), Gated::Read(1));
         let mut buf = [0; 8];
         let started = Instant::now();
-        let error = gate(&mut readable, Instant::now() + Duration::from_millis(5), &mut buf, false, true).unwrap_err();
+        let error =
+            gate(&mut readable, Instant::now() + Duration::from_millis(5), &mut buf, false, Cpu::Alone).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
         assert!(started.elapsed() >= Duration::from_millis(5), "not before its deadline");
         writer.write_all(b"hello, world").unwrap();
-        assert_eq!(gate(&mut readable, Instant::now(), &mut buf, true, true).unwrap(), Gated::Read(8));
+        assert_eq!(gate(&mut readable, Instant::now(), &mut buf, true, Cpu::Alone).unwrap(), Gated::Read(8));
         assert_eq!(&buf, b"hello, w");
-        assert_eq!(gate(&mut readable, Instant::now(), &mut [], true, true).unwrap(), Gated::Ready(4));
-        assert_eq!(gate(&mut readable, Instant::now(), &mut buf, false, true).unwrap(), Gated::Read(4));
+        assert_eq!(gate(&mut readable, Instant::now(), &mut [], true, Cpu::Alone).unwrap(), Gated::Ready(4));
+        assert_eq!(gate(&mut readable, Instant::now(), &mut buf, false, Cpu::Alone).unwrap(), Gated::Read(4));
         assert_eq!(&buf[..4], b"orld");
         // Bytes written while the gate waits (or just before) end the wait.
         let (go, started) = std::sync::mpsc::channel();
@@ -315,7 +334,7 @@ mod tests {
         });
         go.send(()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        assert_eq!(gate(&mut readable, deadline, &mut buf, false, true).unwrap(), Gated::Read(4));
+        assert_eq!(gate(&mut readable, deadline, &mut buf, false, Cpu::Alone).unwrap(), Gated::Read(4));
         assert_eq!(&buf[..4], b"late");
         drop(late.join().unwrap());
         assert!(readable.direct, "pipes take reads that cannot block");

@@ -178,9 +178,11 @@ impl SendPath {
     /// inside its section: staged, to be written with the others before the
     /// reader blocks on the stream again (as an echo server flushes when its
     /// input runs dry), or, if it is large, written now (the section lets a
-    /// worker take reading over if the write blocks) or through the queue. Returns whether
-    /// so much is staged that requests should go to the workers.
-    pub fn send_inline_reply(&self, packet: Packet) -> bool {
+    /// worker take reading over if the write blocks) or through the queue.
+    /// `last`: the reader has read no other request, so what is staged
+    /// leaves now. Returns whether so much is staged that requests should
+    /// go to the workers.
+    pub fn send_inline_reply(&self, packet: Packet, last: bool) -> bool {
         if policy::writes_own(packet.payload.len(), false, self.outbox.queue_is_clear()) {
             if self.write_keeping(packet).is_ok() {
                 Counters::add(&self.counters.responses_out, 1);
@@ -203,7 +205,7 @@ impl SendPath {
         };
         Counters::add(&self.counters.responses_out, 1);
         let reply = policy::after_inline_reply(backlog);
-        if reply.flush {
+        if reply.flush || last {
             let _ = self.outbox.flush_staged();
         }
         reply.congested

@@ -126,10 +126,7 @@ impl Outbox {
         if !self.has_staged() {
             return Ok(());
         }
-        match self.sink.try_lock() {
-            Some(sink) => self.release(sink),
-            None => Ok(()),
-        }
+        self.flush_staged()
     }
 
     /// [`flush`](Self::flush) for a sender that has just staged: something

@@ -170,11 +170,10 @@ pub(crate) fn read_one(mut reading: ReadState, role: Role, serving: &Arc<Serving
     }
     let counters = &serving.counters;
     let fields = &mut *reading;
-    let read = match (fields.until, fields.fd.as_mut()) {
+    let read = match (fields.until, fields.readable.as_mut()) {
         (Some(until), Some(readable)) => {
-            // Counted on one CPU only, where it matters (see `transport::gate`).
-            let alone = serving.calls.wait.held() <= 1;
-            fields.packets.read_packet_gated(&mut |buf, exact| transport::gate(readable, until, buf, exact, alone))
+            let cpu = serving.calls.wait.cpu();
+            fields.packets.read_packet_gated(&mut |buf, exact| transport::gate(readable, until, buf, exact, cpu))
         }
         _ => fields.packets.read_packet(),
     };
@@ -366,10 +365,7 @@ fn handler_section(reading: ReadState, packet: Packet, me: usize, serving: &Arc<
     let started = timed.then(Instant::now);
     let response = handler::answer(handler, packet, &serving.notes, &serving.name);
     let slow = started.is_some_and(|started| started.elapsed() >= INLINE_SLOW);
-    let congested = serving.send.send_inline_reply(response);
-    if last {
-        serving.send.flush();
-    }
+    let congested = serving.send.send_inline_reply(response, last);
     let ended = serving.pool.end_section(number, me, Some(key), slow);
     // Out of service now: its notes go (see `Notes::cancel_if`).
     serving.notes.answered(key);

@@ -17,7 +17,7 @@ pub(crate) type ReadState = Box<ReadStateFields>;
 pub(crate) struct ReadStateFields {
     pub packets: PacketReader<Box<dyn ReadHalf>>,
     /// The stream's descriptor, when reads can wait on it with a deadline.
-    pub fd: Option<Readable>,
+    pub readable: Option<Readable>,
     /// Reads give up at this deadline (a caller's; the reading thread's
     /// reads block).
     pub until: Option<Instant>,
@@ -43,10 +43,10 @@ pub(crate) struct ReadStateFields {
 pub(crate) const BATCH_MAX: usize = 64;
 
 impl ReadStateFields {
-    pub fn boxed(packets: PacketReader<Box<dyn ReadHalf>>, fd: Option<Readable>) -> ReadState {
+    pub fn boxed(packets: PacketReader<Box<dyn ReadHalf>>, readable: Option<Readable>) -> ReadState {
         Box::new(ReadStateFields {
             packets,
-            fd,
+            readable,
             until: None,
             peer_ended_requests: false,
             replies_staged: false,
